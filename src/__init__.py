@@ -1,0 +1,1 @@
+"""Kaggle Digit Recognizer pipeline: one module per DVC stage."""

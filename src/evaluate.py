@@ -1,0 +1,104 @@
+"""Stage `evaluate`: accuracy, loss, per-class report, confusion matrix and the misclassified digits.
+
+Scored on the validation split, and on the test split where it has labels (the offline sample).
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the stage log
+
+import keras
+import matplotlib
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.metrics import accuracy_score, classification_report, log_loss
+
+from .atomic import atomic_dir, atomic_path
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+
+
+def labelled_splits(val_npz, test_npz):
+    """{split name: (images, labels)} for every split that has labels."""
+    splits = {"val": np.load(val_npz)}
+    test = np.load(test_npz)
+    if "y" in test:
+        splits["test"] = test
+    return {name: (split["x"], split["y"]) for name, split in splits.items()}
+
+
+def score(labels, probabilities):
+    predicted = probabilities.argmax(axis=1)
+    return {
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "loss": float(log_loss(labels, probabilities, labels=range(10))),
+        "errors": int((predicted != labels).sum()),
+        "images": len(labels),
+    }
+
+
+def plot_misclassified(images, labels, probabilities, path, limit):
+    """A grid of the misclassified digits, the most confident mistakes first."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:limit]
+    columns = 10
+    rows = max(1, -(-len(wrong) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.45 + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong):
+        ax.imshow(images[i, :, :, 0], cmap="gray_r")
+        ax.set_title(f"true {labels[i]}\npred {predicted[i]}", fontsize=9, color="firebrick")
+    total = int((predicted != labels).sum())
+    title = f"{len(wrong)} of {total} misclassified digits, most confident first" if total else "no misclassified digits"
+    figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def evaluate(model_path, val_npz, test_npz, metrics_path, report_path, plots_dir, max_misclassified):
+    model = keras.models.load_model(model_path)
+    metrics, reports = {}, []
+    with atomic_dir(plots_dir) as plots:
+        (plots / "confusion").mkdir()
+        (plots / "misclassified").mkdir()
+        for name, (images, labels) in labelled_splits(val_npz, test_npz).items():
+            probabilities = model.predict(images, batch_size=1024, verbose=0)
+            metrics[name] = score(labels, probabilities)
+            reports.append(f"{name}\n{classification_report(labels, probabilities.argmax(axis=1), digits=4)}")
+            pd.DataFrame({"actual": labels, "predicted": probabilities.argmax(axis=1)}).to_csv(
+                plots / "confusion" / f"{name}.csv", index=False
+            )
+            plot_misclassified(images, labels, probabilities, plots / "misclassified" / f"{name}.png",
+                               max_misclassified)
+    with atomic_path(report_path) as tmp:
+        tmp.write_text("\n".join(reports))
+    with atomic_path(metrics_path) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_path")
+    parser.add_argument("prepared_dir")
+    parser.add_argument("eval_dir", help="gets metrics.json, classification_report.txt and plots/")
+    args = parser.parse_args()
+    params = yaml.safe_load(Path("params.yaml").read_text())["evaluate"]
+    prepared, out = Path(args.prepared_dir), Path(args.eval_dir)
+    metrics = evaluate(args.model_path, prepared / "val.npz", prepared / "test.npz", out / "metrics.json",
+                       out / "classification_report.txt", out / "plots", params["max_misclassified"])
+    for name, values in metrics.items():
+        print(f"evaluate: {name}: accuracy {values['accuracy']:.4%}, loss {values['loss']:.4f}, "
+              f"{values['errors']} errors in {values['images']} images")
+
+
+if __name__ == "__main__":
+    main()

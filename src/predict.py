@@ -1,0 +1,43 @@
+"""Stage `predict`: label test.csv and write a Kaggle-ready submission.csv."""
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the stage log
+
+import keras
+import numpy as np
+import pandas as pd
+import yaml
+
+from .atomic import atomic_path
+from .submit import check_submission
+
+
+def predict(model_path, test_npz, sample_csv, submission_csv, batch_size):
+    """Write submission_csv (ImageId 1..N, Label); it is checked against sample_csv before it lands."""
+    model = keras.models.load_model(model_path)
+    images = np.load(test_npz)["x"]
+    labels = model.predict(images, batch_size=batch_size, verbose=0).argmax(axis=1)
+    submission = pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels})
+    with atomic_path(submission_csv) as tmp:
+        submission.to_csv(tmp, index=False)
+        check_submission(tmp, sample_csv)
+    return submission
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model_path")
+    parser.add_argument("test_npz")
+    parser.add_argument("sample_csv", help="the competition's sample_submission.csv")
+    parser.add_argument("submission_csv")
+    args = parser.parse_args()
+    params = yaml.safe_load(Path("params.yaml").read_text())["predict"]
+    submission = predict(args.model_path, args.test_npz, args.sample_csv, args.submission_csv, params["batch_size"])
+    print(f"predict: wrote {len(submission)} rows to {args.submission_csv}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Stage `prepare`: validate the competition CSVs, reshape to (N, 28, 28, 1) uint8, split off validation."""
+
+import argparse
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow
+import pyarrow.csv
+import yaml
+from sklearn.model_selection import train_test_split
+
+from .atomic import atomic_path
+
+PIXELS = [f"pixel{i}" for i in range(784)]
+TRAIN_HEADER = ["label", *PIXELS]
+TEST_HEADER = PIXELS
+SUBMISSION_HEADER = ["ImageId", "Label"]
+INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+class DataError(ValueError):
+    """An input file that breaks the competition's format. The message names the file, line and column."""
+
+
+def read_int_csv(path, header, low, high):
+    """Read a CSV of integers whose first line is exactly `header`.
+
+    Column j must hold integers in low[j]..high[j]. Returns an int32 array (rows, columns).
+    Raises DataError naming the file, line and column of the first problem.
+    """
+    path = Path(path)
+    check_header(path, header)
+    try:
+        table = pyarrow.csv.read_csv(
+            path,
+            read_options=pyarrow.csv.ReadOptions(skip_rows=1, column_names=header),
+            # Empty cells must fail to parse rather than become nulls.
+            convert_options=pyarrow.csv.ConvertOptions(
+                column_types={name: pyarrow.int32() for name in header}, null_values=[]
+            ),
+        )
+    except pyarrow.ArrowInvalid as error:
+        # Arrow says what failed but not where: rescan slowly to name the line and column.
+        raise locate_parse_error(path, header) or DataError(f"{path}: not a valid CSV: {error}") from None
+    if table.num_rows == 0:
+        raise DataError(f"{path}: line 2: the file has a header but no rows")
+    values = np.empty((table.num_rows, len(header)), np.int32)
+    for j, column in enumerate(table.columns):
+        values[:, j] = column.to_numpy()
+    low, high = np.broadcast_to(low, len(header)), np.broadcast_to(high, len(header))
+    out_of_range = (values < low) | (values > high)
+    if out_of_range.any():
+        row, j = np.argwhere(out_of_range)[0]
+        raise DataError(
+            f"{path}: line {row + 2}, column {j + 1} ({header[j]}): "
+            f"{values[row, j]} is outside {low[j]}..{high[j]}"
+        )
+    return values
+
+
+def check_header(path, header):
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as file:
+            first_line = file.readline()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: line 1, column 1: not UTF-8 text; is it a binary or compressed file?") from None
+    if not first_line.strip():
+        raise DataError(f"{path}: line 1, column 1: the file is empty; expected the header {describe(header)}")
+    names = first_line.rstrip("\r\n").split(",")
+    for j, (found, expected) in enumerate(zip(names, header)):
+        if found != expected:
+            raise DataError(f"{path}: line 1, column {j + 1}: header has {found!r} where {expected!r} belongs; "
+                            f"expected {describe(header)}")
+    if len(names) != len(header):
+        raise DataError(f"{path}: line 1, column {min(len(names), len(header)) + 1}: header has {len(names)} "
+                        f"columns, expected {len(header)}: {describe(header)}")
+
+
+def describe(header):
+    return ",".join(header) if len(header) < 5 else f"{header[0]},{header[1]},...,{header[-1]}"
+
+
+def locate_parse_error(path, header):
+    """Return a DataError for the first cell that is missing or not an integer, or None."""
+    line = 1
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as file:
+            reader = csv.reader(file)
+            next(reader)
+            for row in reader:
+                line = reader.line_num
+                if len(row) != len(header):
+                    column = min(len(row), len(header)) + 1
+                    return DataError(f"{path}: line {line}, column {column}: row has {len(row)} columns, "
+                                     f"expected {len(header)}")
+                for j, cell in enumerate(row):
+                    if not INTEGER.fullmatch(cell):
+                        problem = "empty cell" if cell == "" else f"{cell!r} is not an integer"
+                        return DataError(f"{path}: line {line}, column {j + 1} ({header[j]}): {problem}")
+    except UnicodeDecodeError:
+        return DataError(f"{path}: line {line + 1}: not UTF-8 text; is it a binary or compressed file?")
+    except csv.Error as error:
+        return DataError(f"{path}: line {line + 1}: {error}")
+    return None
+
+
+def to_images(pixels):
+    """(N, 784) pixel rows -> (N, 28, 28, 1) uint8 images, row-major as in the CSV."""
+    return pixels.astype(np.uint8).reshape(-1, 28, 28, 1)
+
+
+def read_train(path):
+    values = read_int_csv(path, TRAIN_HEADER, low=0, high=[9] + [255] * 784)
+    return to_images(values[:, 1:]), values[:, 0].astype(np.uint8)
+
+
+def read_test(path):
+    return to_images(read_int_csv(path, TEST_HEADER, low=0, high=255))
+
+
+def read_submission(path, rows=None):
+    """A CSV shaped like sample_submission.csv: ImageId must run 1..N, and N must equal `rows` if given."""
+    values = read_int_csv(path, SUBMISSION_HEADER, low=[1, 0], high=[np.iinfo(np.int32).max, 9])
+    if rows is not None and len(values) != rows:
+        raise DataError(f"{path}: line {min(len(values), rows) + 2}, column 1 (ImageId): "
+                        f"{len(values)} rows, expected {rows}, one per test image")
+    wrong = np.flatnonzero(values[:, 0] != np.arange(1, len(values) + 1))
+    if wrong.size:
+        row = wrong[0]
+        raise DataError(f"{path}: line {row + 2}, column 1 (ImageId): {values[row, 0]}, expected {row + 1}")
+    return values
+
+
+def split(images, labels, val_fraction, seed):
+    """Stratified, seeded split into (train, validation) pairs of (images, labels)."""
+    train_idx, val_idx = train_test_split(
+        np.arange(len(labels)), test_size=val_fraction, stratify=labels, random_state=seed
+    )
+    return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+
+
+def save_npz(path, **arrays):
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
+
+
+def prepare(raw_dir, out_dir, val_fraction, seed):
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    # Read and check everything before writing anything.
+    images, labels = read_train(raw_dir / "train.csv")
+    test_images = read_test(raw_dir / "test.csv")
+    read_submission(raw_dir / "sample_submission.csv", rows=len(test_images))
+    test = {"x": test_images}
+    labels_csv = raw_dir / "test_labels.csv"  # only the offline sample has test labels
+    if labels_csv.exists():
+        test["y"] = read_submission(labels_csv, rows=len(test_images))[:, 1].astype(np.uint8)
+    (x_train, y_train), (x_val, y_val) = split(images, labels, val_fraction, seed)
+    save_npz(out_dir / "train.npz", x=x_train, y=y_train)
+    save_npz(out_dir / "val.npz", x=x_val, y=y_val)
+    save_npz(out_dir / "test.npz", **test)
+    print(f"prepare: {len(y_train)} train, {len(y_val)} validation, {len(test_images)} test images")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("raw_dir")
+    parser.add_argument("out_dir")
+    args = parser.parse_args()
+    params = yaml.safe_load(Path("params.yaml").read_text())["prepare"]
+    try:
+        prepare(args.raw_dir, args.out_dir, params["val_fraction"], params["seed"])
+    except DataError as error:
+        raise SystemExit(f"prepare: error: {error}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""A tiny local stand-in for the Kaggle API, good enough for the real `kaggle` client.
+
+The client is pointed here with KAGGLE_API_ENVIRONMENT=LOCALHOST (it then POSTs JSON to
+http://localhost/api/v1/<service>/<Method>) plus HTTP_PROXY=<this server>, so every request
+(API calls, the redirected file GET, the upload PUT) arrives here with an absolute URL
+in the request line.  See FakeKaggle.client_env().
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+API_PREFIX = "/api/v1/competitions.CompetitionApiService/"
+PUBLIC_HOST = "http://localhost"  # what the client believes it talks to
+
+
+class FakeKaggle:
+    """Fake Kaggle API server.
+
+    failures maps an API method name ("DownloadDataFiles", "StartSubmissionUpload",
+    "CreateSubmission", "ListSubmissions", "GetSubmissionLimits") -- or "download" / "upload"
+    for the raw file GET / upload PUT -- to the (status, message) to answer with instead.
+    """
+
+    def __init__(self, zip_bytes: bytes = b""):
+        self.zip_bytes = zip_bytes
+        self.failures: dict[str, tuple[int, str]] = {}
+        self.uploads: list[bytes] = []  # bodies of the upload PUTs, in order
+        self.calls: list[str] = []  # API method names, in order
+        self.bodies: list[dict] = []  # JSON request bodies, parallel to calls
+        self.auth_headers: list[str] = []  # Authorization values seen, any route
+        self.submissions: list[dict] = []  # returned by ListSubmissions
+        self._tokens: set[str] = set()
+        self._created = 0  # successful CreateSubmission calls
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> "FakeKaggle":
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._server.fake = self
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+            self._server = self._thread = None
+
+    def __enter__(self) -> "FakeKaggle":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def client_env(self) -> dict[str, str]:
+        return {
+            "KAGGLE_API_ENVIRONMENT": "LOCALHOST",
+            "HTTP_PROXY": self.url,
+            "http_proxy": self.url,
+            "NO_PROXY": "",
+            "no_proxy": "",
+            "KAGGLE_USERNAME": "fake-user",
+            "KAGGLE_KEY": "fake-key-0123456789abcdef",
+        }
+
+    # -- API methods: request dict -> response dict --------------------------
+    def _api(self, method: str, body: dict) -> tuple[int, dict]:
+        if method == "StartSubmissionUpload":
+            token = f"blob-{len(self._tokens) + 1}"
+            self._tokens.add(token)
+            return 200, {"token": token, "createUrl": f"{PUBLIC_HOST}/upload/{token}"}
+        if method == "CreateSubmission":
+            if body.get("blobFileTokens") not in self._tokens:
+                return 400, {"code": 400, "message": "Unknown blobFileTokens"}
+            self._created += 1
+            return 200, {"message": "Successfully submitted to Digit Recognizer",
+                         "ref": 1000 + self._created}
+        if method == "ListSubmissions":
+            return 200, {"submissions": self.submissions, "nextPageToken": ""}
+        if method == "GetSubmissionLimits":
+            return 200, {"numToday": self._created, "numTotal": len(self.submissions),
+                         "numAllowedNow": max(0, 5 - self._created), "limitedByTotal": False}
+        return 404, {"code": 404, "message": f"Unknown method {method}"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "FakeKaggle/1.0"
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    @property
+    def fake(self) -> FakeKaggle:
+        return self.server.fake
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                data += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return data
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _send(self, status: int, body: bytes, content_type: str, **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, obj: dict) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json")
+
+    def _route(self) -> tuple[str, str]:
+        """(path, failure key) for this request; accepts absolute (proxy) and relative forms."""
+        path = urlsplit(self.path).path
+        if self.headers.get("Authorization"):
+            self.fake.auth_headers.append(self.headers["Authorization"])
+        if path.startswith(API_PREFIX):
+            return path, path[len(API_PREFIX):]
+        return path, path.split("/")[1] if path.startswith(("/files/", "/upload/")) else ""
+
+    def _failed(self, key: str) -> bool:
+        if key in self.fake.failures:
+            status, message = self.fake.failures[key]
+            self._json(status, {"code": status, "message": message})
+            return True
+        return False
+
+    def do_POST(self) -> None:
+        path, method = self._route()
+        raw = self._body()
+        if not path.startswith(API_PREFIX):
+            return self._json(404, {"code": 404, "message": f"No route for POST {path}"})
+        self.fake.calls.append(method)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        self.fake.bodies.append(body)
+        if self._failed(method):
+            return
+        if method in ("DownloadDataFiles", "DownloadDataFile"):
+            name = body.get("competitionName", "competition")
+            return self._send(302, b"", "text/plain", Location=f"{PUBLIC_HOST}/files/{name}.zip")
+        self._json(*self.fake._api(method, body))
+
+    def do_GET(self) -> None:
+        path, key = self._route()
+        if key != "files":
+            return self._json(404, {"code": 404, "message": f"No route for GET {path}"})
+        if not self._failed("download"):
+            self._send(200, self.fake.zip_bytes, "application/zip")
+
+    do_HEAD = do_GET
+
+    def do_PUT(self) -> None:
+        path, key = self._route()
+        data = self._body()
+        if key != "upload":
+            return self._json(404, {"code": 404, "message": f"No route for PUT {path}"})
+        if not self._failed("upload"):
+            self.fake.uploads.append(data)
+            self._json(200, {})
