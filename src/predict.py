@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from .atomic import atomic_path
+from .prepare import DataError
 from .submit import check_submission
 
 
@@ -23,7 +24,10 @@ def predict(model_path, test_npz, sample_csv, submission_csv, batch_size):
     submission = pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels})
     with atomic_path(submission_csv) as tmp:
         submission.to_csv(tmp, index=False)
-        check_submission(tmp, sample_csv)
+        try:
+            check_submission(tmp, sample_csv)
+        except DataError as error:  # name the file the user knows, not its temporary twin
+            raise DataError(str(error).replace(str(tmp), str(submission_csv))) from None
     return submission
 
 
@@ -35,7 +39,11 @@ def main():
     parser.add_argument("submission_csv")
     args = parser.parse_args()
     params = yaml.safe_load(Path("params.yaml").read_text())["predict"]
-    submission = predict(args.model_path, args.test_npz, args.sample_csv, args.submission_csv, params["batch_size"])
+    try:
+        submission = predict(args.model_path, args.test_npz, args.sample_csv, args.submission_csv,
+                             params["batch_size"])
+    except DataError as error:
+        raise SystemExit(f"predict: error: {error}") from None
     print(f"predict: wrote {len(submission)} rows to {args.submission_csv}")
 
 

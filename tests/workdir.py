@@ -1,0 +1,22 @@
+"""Run a stage module the way DVC does: a subprocess in a folder with params.yaml."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_workdir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "params.yaml", path / "params.yaml")
+    return path
+
+
+def run_module(workdir, module, *args, env=None):
+    env = dict(env or os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300)
