@@ -27,6 +27,7 @@ def download_kaggle(competition, out_dir):
     api = connect()
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    print(f"download: fetching the '{competition}' competition files from Kaggle", flush=True)
     with tempfile.TemporaryDirectory(prefix=".download.", dir=out_dir.parent) as tmp:
         with plain_errors(competition):
             api.competition_download_files(competition, path=tmp, force=True, quiet=True)
