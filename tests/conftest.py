@@ -1,11 +1,10 @@
 import os
-from pathlib import Path
 
 import pytest
 
 from kaggle_server import FakeKaggle
+from workdir import ROOT, environment_without_kaggle
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
@@ -31,8 +30,7 @@ def kaggle_env(kaggle_server, tmp_path):
     """Environment for a subprocess whose `kaggle` client talks to kaggle_server, with an empty home."""
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    return {**env, **kaggle_server.client_env(), "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    return {**environment_without_kaggle(home), **kaggle_server.client_env()}
 
 
 @pytest.fixture(scope="session")

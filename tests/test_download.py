@@ -10,7 +10,7 @@ from conftest import SHARED_DATA
 from src.download import extract_competition_files, write_sample
 from src.kaggle_access import KaggleError
 from src.prepare import read_submission, read_test, read_train
-from workdir import make_workdir, run_module
+from workdir import environment_without_kaggle, make_workdir, run_module
 
 
 def test_sample_has_the_competition_layout_and_its_test_labels(tmp_path):
@@ -85,10 +85,10 @@ def test_kaggle_refusals_say_what_to_do(tmp_path, kaggle_server, kaggle_env, sta
     assert not (workdir / "data" / "raw").exists()
 
 
-def test_kaggle_without_credentials_says_how_to_get_them(tmp_path, kaggle_env):
-    env = {k: v for k, v in kaggle_env.items() if not k.startswith("KAGGLE_")}
+def test_kaggle_without_credentials_says_how_to_get_them(tmp_path):
     workdir = kaggle_workdir(tmp_path)
-    result = run_module(workdir, "src.download", "data/source.json", "data/raw", env=env)
+    result = run_module(workdir, "src.download", "data/source.json", "data/raw",
+                        env=environment_without_kaggle(tmp_path))
     assert result.returncode != 0
     assert result.stderr.startswith("download: error: no Kaggle credentials were found: create a token at ")
     assert result.stdout == ""

@@ -1,18 +1,16 @@
 """End to end: `dvc repro` in a temporary git copy of this repo, on the offline sample, one epoch."""
 
-import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
 from competition_data import zip_of
 from src.submit import check_submission
+from workdir import ROOT, environment_without_kaggle
 
-ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ["data/raw/train.csv", "data/raw/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
            "models/model.keras", "submissions/submission.csv"]
 
@@ -44,9 +42,7 @@ def stages_run(output):
 @pytest.fixture(scope="module")
 def offline_env(tmp_path_factory):
     """No Kaggle credentials anywhere: a user's first run."""
-    home = tmp_path_factory.mktemp("home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    return {**env, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    return environment_without_kaggle(tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def environment_without_kaggle(home):
+    """This process's environment with no Kaggle credentials to find: no KAGGLE_ variables, an empty home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    return {**env, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+
+
 def make_workdir(path):
     path.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "params.yaml", path / "params.yaml")
