@@ -1,5 +1,6 @@
 """Write outputs so that a crash or Ctrl-C leaves the old file or none, never half a file."""
 
+import glob
 import os
 import shutil
 import tempfile
@@ -13,10 +14,12 @@ def atomic_path(path):
 
     The temporary file lives in the same folder, so that the final rename is atomic, and
     keeps the extension, because writers such as Keras and NumPy pick the format from it.
-    On any error it is removed and `path` is left as it was.
+    On any error, Ctrl-C included, it is removed and `path` is left as it was; one left by
+    a kill is removed by the next write of `path`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path, ".tmp" + path.suffix)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     Path(tmp).chmod(0o666 & ~_umask())  # mkstemp makes it private; outputs get the usual mode
@@ -33,6 +36,7 @@ def atomic_dir(path):
     """Yield an empty temporary folder beside `path`; on success it replaces `path` whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path, ".tmp")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())
     try:
@@ -48,6 +52,15 @@ def atomic_dir(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_leftovers(path, suffix):
+    """Remove the temporaries that a killed writer of `path` left beside it.
+
+    DVC runs one stage at a time, so no live writer of the same output can own them.
+    """
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{suffix}"):
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
 
 
 def _umask():

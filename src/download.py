@@ -17,20 +17,26 @@ import yaml
 
 from .atomic import atomic_dir
 from .prepare import SUBMISSION_HEADER, TEST_HEADER, TRAIN_HEADER
-from .kaggle_access import KaggleError, connect, plain_errors
+from .kaggle_access import KaggleError, RetryPolicy, connect, plain_errors, with_retries
 
 COMPETITION_FILES = ("train.csv", "test.csv", "sample_submission.csv")
 
 
-def download_kaggle(competition, out_dir):
-    """Download the competition zip with the `kaggle` client and extract it into out_dir."""
+def download_kaggle(competition, out_dir, retry):
+    """Download the competition zip with the `kaggle` client and extract it into out_dir.
+
+    A 429 or 5xx is retried as `retry` says. A connection that breaks mid-file is resumed by the
+    client itself (5 more tries, 2 to 32 s apart); should it give up, the temporary folder goes,
+    and the partial zip with it.
+    """
     api = connect()
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     print(f"download: fetching the '{competition}' competition files from Kaggle", flush=True)
     with tempfile.TemporaryDirectory(prefix=".download.", dir=out_dir.parent) as tmp:
         with plain_errors(competition):
-            api.competition_download_files(competition, path=tmp, force=True, quiet=True)
+            with_retries(lambda: api.competition_download_files(competition, path=tmp, force=True, quiet=True),
+                         retry, idempotent=True, program="download")
         archives = list(Path(tmp).glob("*.zip"))
         if len(archives) != 1:
             raise KaggleError(f"Kaggle sent no zip archive for '{competition}'.")
@@ -85,7 +91,7 @@ def main():
     source = json.loads(Path(args.source_json).read_text())["source"]
     try:
         if source == "kaggle":
-            download_kaggle(params["competition"], args.out_dir)
+            download_kaggle(params["competition"], args.out_dir, RetryPolicy(**params["retry"]))
         else:
             write_sample(args.out_dir, params["sample"]["test_rows"], params["sample"]["seed"])
     except KaggleError as error:

@@ -1,6 +1,7 @@
 """Stage `predict`: label test.csv and write a Kaggle-ready submission.csv."""
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -13,11 +14,15 @@ import yaml
 
 from .atomic import atomic_path
 from .prepare import DataError
-from .submit import check_submission
+from .submit import check_submission, write_provenance
 
 
-def predict(model_path, test_npz, sample_csv, submission_csv, batch_size):
-    """Write submission_csv (ImageId 1..N, Label); it is checked against sample_csv before it lands."""
+def predict(model_path, test_npz, sample_csv, source, submission_csv, batch_size):
+    """Write submission_csv (ImageId 1..N, Label); it is checked against sample_csv before it lands.
+
+    Then its provenance sidecar records `source` ("kaggle" or "sample"), so that submit can
+    refuse a file built from the offline sample.
+    """
     model = keras.models.load_model(model_path)
     images = np.load(test_npz)["x"]
     labels = model.predict(images, batch_size=batch_size, verbose=0).argmax(axis=1)
@@ -28,6 +33,7 @@ def predict(model_path, test_npz, sample_csv, submission_csv, batch_size):
             check_submission(tmp, sample_csv)
         except DataError as error:  # name the file the user knows, not its temporary twin
             raise DataError(str(error).replace(str(tmp), str(submission_csv))) from None
+    write_provenance(submission_csv, source, len(submission))
     return submission
 
 
@@ -36,15 +42,17 @@ def main():
     parser.add_argument("model_path")
     parser.add_argument("test_npz")
     parser.add_argument("sample_csv", help="the competition's sample_submission.csv")
+    parser.add_argument("source_json", help="the `source` stage's decision, recorded beside the submission")
     parser.add_argument("submission_csv")
     args = parser.parse_args()
     params = yaml.safe_load(Path("params.yaml").read_text())["predict"]
+    source = json.loads(Path(args.source_json).read_text())["source"]
     try:
-        submission = predict(args.model_path, args.test_npz, args.sample_csv, args.submission_csv,
+        submission = predict(args.model_path, args.test_npz, args.sample_csv, source, args.submission_csv,
                              params["batch_size"])
     except DataError as error:
         raise SystemExit(f"predict: error: {error}") from None
-    print(f"predict: wrote {len(submission)} rows to {args.submission_csv}")
+    print(f"predict: wrote {len(submission)} rows, built from the {source} data, to {args.submission_csv}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Stage `prepare`: validate the competition CSVs, reshape to (N, 28, 28, 1) uint8, split off validation."""
 
 import argparse
-import csv
 import re
 from pathlib import Path
 
@@ -31,6 +30,7 @@ def read_int_csv(path, header, low, high):
     Raises DataError naming the file, line and column of the first problem.
     """
     path = Path(path)
+    low, high = np.broadcast_to(low, len(header)), np.broadcast_to(high, len(header))
     check_header(path, header)
     try:
         table = pyarrow.csv.read_csv(
@@ -43,32 +43,42 @@ def read_int_csv(path, header, low, high):
         )
     except pyarrow.ArrowInvalid as error:
         # Arrow says what failed but not where: rescan slowly to name the line and column.
-        raise locate_parse_error(path, header) or DataError(f"{path}: not a valid CSV: {error}") from None
+        raise locate_bad_row(path, header, low, high) or DataError(f"{path}: not a valid CSV: {error}") from None
     if table.num_rows == 0:
-        raise DataError(f"{path}: line 2: the file has a header but no rows")
+        raise DataError(f"{path}: line 2, column 1: the file has a header but no rows")
     values = np.empty((table.num_rows, len(header)), np.int32)
     for j, column in enumerate(table.columns):
         values[:, j] = column.to_numpy()
-    low, high = np.broadcast_to(low, len(header)), np.broadcast_to(high, len(header))
     out_of_range = (values < low) | (values > high)
     if out_of_range.any():
         row, j = np.argwhere(out_of_range)[0]
-        raise DataError(
-            f"{path}: line {row + 2}, column {j + 1} ({header[j]}): "
-            f"{values[row, j]} is outside {low[j]}..{high[j]}"
-        )
+        raise range_error(path, row + 2, j, values[row, j], header, low, high)
     return values
 
 
+def range_error(path, line, j, value, header, low, high):
+    return DataError(f"{path}: line {line}, column {j + 1} ({header[j]}): {value} is outside {low[j]}..{high[j]}")
+
+
+# The first bytes of files that are often handed over in place of the CSV.
+ARCHIVE_MAGIC = {b"\x1f\x8b": "a gzip file: decompress it first", b"PK\x03\x04": "a zip archive: extract it first"}
+
+
 def check_header(path, header):
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as file:
-            first_line = file.readline()
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: line 1, column 1: not UTF-8 text; is it a binary or compressed file?") from None
-    if not first_line.strip():
+    with open(path, "rb") as file:
+        first_line = file.readline()
+    for magic, what in ARCHIVE_MAGIC.items():
+        if first_line.startswith(magic):
+            raise DataError(f"{path}: line 1, column 1: this is {what}")
+    if not first_line:
         raise DataError(f"{path}: line 1, column 1: the file is empty; expected the header {describe(header)}")
-    names = first_line.rstrip("\r\n").split(",")
+    try:
+        names = first_line.decode("utf-8-sig").rstrip("\r\n").split(",")
+    except UnicodeDecodeError as error:
+        raise not_text_error(path, 1, first_line, error) from None
+    if names == ["label", *header]:
+        raise DataError(f"{path}: line 1, column 1: a 'label' column, but this file must have no labels; "
+                        f"expected the header {describe(header)}")
     for j, (found, expected) in enumerate(zip(names, header)):
         if found != expected:
             raise DataError(f"{path}: line 1, column {j + 1}: header has {found!r} where {expected!r} belongs; "
@@ -82,27 +92,39 @@ def describe(header):
     return ",".join(header) if len(header) < 5 else f"{header[0]},{header[1]},...,{header[-1]}"
 
 
-def locate_parse_error(path, header):
-    """Return a DataError for the first cell that is missing or not an integer, or None."""
-    line = 1
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as file:
-            reader = csv.reader(file)
-            next(reader)
-            for row in reader:
-                line = reader.line_num
-                if len(row) != len(header):
-                    column = min(len(row), len(header)) + 1
-                    return DataError(f"{path}: line {line}, column {column}: row has {len(row)} columns, "
-                                     f"expected {len(header)}")
-                for j, cell in enumerate(row):
-                    if not INTEGER.fullmatch(cell):
-                        problem = "empty cell" if cell == "" else f"{cell!r} is not an integer"
-                        return DataError(f"{path}: line {line}, column {j + 1} ({header[j]}): {problem}")
-    except UnicodeDecodeError:
-        return DataError(f"{path}: line {line + 1}: not UTF-8 text; is it a binary or compressed file?")
-    except csv.Error as error:
-        return DataError(f"{path}: line {line + 1}: {error}")
+def not_text_error(path, line, raw, error):
+    column = raw[: error.start].count(b",") + 1
+    return DataError(f"{path}: line {line}, column {column}: not UTF-8 text; is it a binary or compressed file?")
+
+
+def locate_bad_row(path, header, low, high):
+    """Return a DataError for the first row that is not len(header) integers in range, or None.
+
+    The files hold plain integers, so a line split on commas is exact, and byte lines let
+    binary garbage be placed to the column.
+    """
+    with open(path, "rb") as file:
+        file.readline()  # the header, checked already
+        for line, raw in enumerate(file, start=2):
+            raw = raw.rstrip(b"\r\n")
+            if not raw:
+                continue  # blank lines are skipped by the fast reader too
+            try:
+                cells = raw.decode("utf-8").split(",")
+            except UnicodeDecodeError as error:
+                return not_text_error(path, line, raw, error)
+            if cells == header:
+                return DataError(f"{path}: line {line}, column 1: the header again; remove the repeated header line")
+            if len(cells) != len(header):
+                column = min(len(cells), len(header)) + 1
+                return DataError(f"{path}: line {line}, column {column}: row has {len(cells)} columns, "
+                                 f"expected {len(header)}")
+            for j, cell in enumerate(cells):
+                if not INTEGER.fullmatch(cell):
+                    problem = "empty cell" if cell == "" else f"{cell!r} is not an integer"
+                    return DataError(f"{path}: line {line}, column {j + 1} ({header[j]}): {problem}")
+                if not low[j] <= int(cell) <= high[j]:
+                    return range_error(path, line, j, int(cell), header, low, high)
     return None
 
 
@@ -163,11 +185,11 @@ def prepare(raw_dir, out_dir, val_fraction, seed):
     print(f"prepare: {len(y_train)} train, {len(y_val)} validation, {len(test_images)} test images")
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("raw_dir")
     parser.add_argument("out_dir")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     params = yaml.safe_load(Path("params.yaml").read_text())["prepare"]
     try:
         prepare(args.raw_dir, args.out_dir, params["val_fraction"], params["seed"])

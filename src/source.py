@@ -8,12 +8,13 @@ downstream reruns otherwise.
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import yaml
 
 from .atomic import atomic_path
-from .kaggle_access import kaggle_credentials_found
+from .kaggle_access import exposed_credentials_warnings, kaggle_credentials_found
 
 SOURCES = ("auto", "kaggle", "sample")
 HOW_TO_SWITCH = (
@@ -51,6 +52,8 @@ def main():
     except ValueError as error:
         raise SystemExit(f"source: error: {error}") from None
     print(f"source: using '{source}'. {reason} {HOW_TO_SWITCH}")
+    for warning in exposed_credentials_warnings():  # here, since this stage runs on every `dvc repro`
+        print(f"source: warning: {warning}", file=sys.stderr)
     write_source(args.out, source)
 
 

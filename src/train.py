@@ -1,26 +1,41 @@
-"""Stage `train`: fit the chosen Keras model on the train split, watching the validation split."""
+"""Stage `train`: fit the chosen Keras model on the train split, watching the validation split.
+
+Training survives a kill: the state after each epoch is backed up, and the next run with
+the same params and data resumes from it and ends with the same model as an
+uninterrupted run.
+"""
 
 import argparse
+import hashlib
+import json
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the stage log
 
 import keras
 import numpy as np
+import tensorflow as tf
 import yaml
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from .atomic import atomic_path
-from .models import build_model
+from . import models
+from .atomic import atomic_dir, atomic_path
 
 
-def train(train_npz, val_npz, model_path, live_dir, params):
-    """Train per `params` (the `train` section of params.yaml), save the model and log each epoch."""
+def train(train_npz, val_npz, model_path, live_dir, params, backup_root):
+    """Train per `params` (the `train` section of params.yaml), save the model and log each epoch.
+
+    An unfinished run's backup under backup_root is resumed when params, data and code are
+    unchanged, and discarded otherwise.
+    """
     keras.utils.set_random_seed(params["seed"])
+    if params["deterministic"]:
+        tf.config.experimental.enable_op_determinism()
     train_split, val_split = np.load(train_npz), np.load(val_npz)
-    model = build_model(params["arch"])
+    model = models.build_model(params["arch"])
     model.compile(
         optimizer=keras.optimizers.get(
             {"class_name": params["optimizer"], "config": {"learning_rate": params["learning_rate"]}}
@@ -28,15 +43,23 @@ def train(train_npz, val_npz, model_path, live_dir, params):
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(**params["reduce_lr"])
+    backup = TrainingBackup(backup_dir(backup_root, params, train_npz, val_npz), reduce_lr, live_dir)
+    resumed_epoch = backup.saved_epoch()
+    if resumed_epoch:
+        print(f"train: resuming after epoch {resumed_epoch} from the backup in {backup.backup_dir}", flush=True)
+        backup.restore_log()
     # dvc.yaml declares the plots itself, and `dvc exp run` already records the experiment.
-    live = Live(live_dir, dvcyaml=None, save_dvc_exp=False)
+    live = Live(live_dir, dvcyaml=None, save_dvc_exp=False, resume=resumed_epoch > 0)
+    live.step = resumed_epoch
     model.fit(
-        train_split["x"],
-        train_split["y"],
-        batch_size=params["batch_size"],
+        training_batches(train_split["x"], train_split["y"], params["batch_size"], params["seed"], epoch),
         epochs=params["epochs"],
+        shuffle=False,  # training_batches shuffles
         validation_data=(val_split["x"], val_split["y"]),
-        callbacks=[keras.callbacks.ReduceLROnPlateau(**params["reduce_lr"]), DVCLiveCallback(live=live)],
+        # The backup copies what the logger wrote for the epoch, so it must come after it.
+        callbacks=[EpochSeeds(epoch), reduce_lr, DVCLiveCallback(live=live), backup],
         verbose=2,
     )
     with atomic_path(model_path) as tmp:
@@ -44,15 +67,122 @@ def train(train_npz, val_npz, model_path, live_dir, params):
     return model
 
 
+def training_batches(images, labels, batch_size, seed, epoch):
+    """A tf.data pipeline of shuffled (images, labels) batches.
+
+    The order is drawn from (seed, epoch) each time the dataset is iterated, where epoch is
+    a variable that EpochSeeds sets; it does not depend on how many epochs this process ran.
+    """
+    count = len(labels)
+    images, labels = tf.constant(images), tf.constant(labels)
+
+    def epoch_order(_):
+        seed_pair = tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
+        return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(tf.range(count), seed_pair))
+
+    return (
+        tf.data.Dataset.range(1)
+        .flat_map(epoch_order)
+        .batch(batch_size)
+        .map(lambda indices: (tf.gather(images, indices), tf.gather(labels, indices)))
+        .apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Start each epoch's randomness (data order, dropout, augmentation) from the epoch number.
+
+    Keras's random layers draw from seed generators whose state advances with every step
+    and is not part of a backup; restarting them per epoch makes a resumed run repeat the
+    uninterrupted one.
+    """
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_train_begin(self, logs=None):
+        self.first_states = {id(v): v.numpy() for v in self.seed_generator_states()}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch.assign(epoch)
+        for state in self.seed_generator_states():
+            # The second word counts draws, one per step; epochs get disjoint ranges of it.
+            state.assign(self.first_states[id(state)] + np.array([0, epoch << 32]))
+
+    def seed_generator_states(self):
+        return [v for v in self.model.variables if v.name == "seed_generator_state"]
+
+
+class TrainingBackup(keras.callbacks.BackupAndRestore):
+    """keras BackupAndRestore, made exact and kill-proof.
+
+    The backup also holds ReduceLROnPlateau's counters, so that a resumed run lowers the
+    rate when an uninterrupted one would, and the dvclive folder as it was at that epoch,
+    so that the curves go on without a gap or a repeat. Each backup is written whole into
+    a new folder that replaces the old one by rename: a kill leaves one backup or the other.
+    """
+
+    def __init__(self, backup_dir, reduce_lr, live_dir):
+        super().__init__(str(backup_dir))
+        self.reduce_lr = reduce_lr
+        self.state_path = Path(backup_dir) / "reduce_lr.json"
+        self.live_dir = Path(live_dir)
+        self.live_copy = Path(backup_dir) / "dvclive"
+
+    def saved_epoch(self):
+        """The number of epochs the backup holds; 0 when there is none."""
+        metadata = Path(self._training_metadata_path)
+        return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+
+    def restore_log(self):
+        shutil.rmtree(self.live_dir, ignore_errors=True)
+        shutil.copytree(self.live_copy, self.live_dir)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)  # restores weights, optimizer state and the epoch
+        if self.state_path.exists():
+            vars(self.reduce_lr).update(json.loads(self.state_path.read_text()))
+
+    def _save_model(self):
+        with atomic_dir(self.backup_dir) as tmp:
+            self.model.save_weights(tmp / Path(self._weights_path).name)
+            metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+            (tmp / Path(self._training_metadata_path).name).write_text(json.dumps(metadata))
+            state = {name: getattr(self.reduce_lr, name) for name in ("best", "wait", "cooldown_counter")}
+            (tmp / self.state_path.name).write_text(json.dumps(state, default=float))  # best may be a NumPy float
+            shutil.copytree(self.live_dir, tmp / self.live_copy.name)
+
+
+def backup_dir(root, params, *inputs):
+    """root/<fingerprint of params, inputs and code>, after removing backups of other runs.
+
+    A backup made with other params, data or code must not be resumed: it would silently
+    mix two runs.
+    """
+    fingerprint = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for path in (*inputs, __file__, models.__file__):
+        fingerprint.update(Path(path).read_bytes())
+    name = fingerprint.hexdigest()[:16]
+    root = Path(root)
+    if root.is_dir():
+        for stale in root.iterdir():
+            if stale.name != name:
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    return root / name
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("prepared_dir")
     parser.add_argument("model_path")
     parser.add_argument("live_dir", help="dvclive's folder for per-epoch metrics and plots")
+    parser.add_argument("backup_root", help="where an unfinished run keeps its state; kept apart from DVC's outputs")
     args = parser.parse_args()
     params = yaml.safe_load(Path("params.yaml").read_text())["train"]
     prepared = Path(args.prepared_dir)
-    train(prepared / "train.npz", prepared / "val.npz", args.model_path, args.live_dir, params)
+    train(prepared / "train.npz", prepared / "val.npz", args.model_path, args.live_dir, params, args.backup_root)
 
 
 if __name__ == "__main__":

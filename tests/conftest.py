@@ -52,6 +52,7 @@ def prepared_dir(tmp_path_factory):
 
 TINY_TRAIN = {
     "arch": "cnn", "optimizer": "adam", "learning_rate": 0.001, "epochs": 2, "batch_size": 32, "seed": 1,
+    "deterministic": True,
     "reduce_lr": {"monitor": "val_accuracy", "factor": 0.5, "patience": 3, "min_lr": 1e-5},
 }
 
@@ -62,5 +63,6 @@ def trained_model(prepared_dir, tmp_path_factory):
     from src.train import train
 
     out = tmp_path_factory.mktemp("trained")
-    train(prepared_dir / "train.npz", prepared_dir / "val.npz", out / "model.keras", out / "dvclive", TINY_TRAIN)
+    train(prepared_dir / "train.npz", prepared_dir / "val.npz", out / "model.keras", out / "dvclive", TINY_TRAIN,
+          out / "backup")
     return out / "model.keras"

@@ -9,12 +9,25 @@ in the request line.  See FakeKaggle.client_env().
 from __future__ import annotations
 
 import json
+import math
+import re
 import threading
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 API_PREFIX = "/api/v1/competitions.CompetitionApiService/"
 PUBLIC_HOST = "http://localhost"  # what the client believes it talks to
+
+
+class Failure(NamedTuple):
+    """An error FakeKaggle answers instead; a plain (status, message) tuple is one that never stops."""
+
+    status: int
+    message: str
+    times: float = math.inf  # how many requests get it; the ones after succeed
+    retry_after: str | None = None  # the Retry-After header to send, if any
 
 
 class FakeKaggle:
@@ -22,12 +35,17 @@ class FakeKaggle:
 
     failures maps an API method name ("DownloadDataFiles", "StartSubmissionUpload",
     "CreateSubmission", "ListSubmissions", "GetSubmissionLimits") -- or "download" / "upload"
-    for the raw file GET / upload PUT -- to the (status, message) to answer with instead.
+    for the raw file GET / upload PUT -- to the Failure, or (status, message), to answer with instead.
+    The file GET honours "Range: bytes=N-", as the storage behind Kaggle does.
     """
 
     def __init__(self, zip_bytes: bytes = b""):
         self.zip_bytes = zip_bytes
-        self.failures: dict[str, tuple[int, str]] = {}
+        self.competition = "digit-recognizer"  # DownloadDataFiles for any other is a 404
+        self.failures: dict[str, Failure | tuple[int, str]] = {}
+        self.failed: Counter[str] = Counter()  # failures answered, per key
+        self.resets: float = 0  # how many file GETs send half their body, then close the connection
+        self.file_gets: list[str | None] = []  # the Range header of each file GET; None: the whole file
         self.uploads: list[bytes] = []  # bodies of the upload PUTs, in order
         self.calls: list[str] = []  # API method names, in order
         self.bodies: list[dict] = []  # JSON request bodies, parallel to calls
@@ -116,7 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
             return data
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _send(self, status: int, body: bytes, content_type: str, **headers: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, sent: int | None = None, **headers: str) -> None:
+        """Answer with body, of which only the first `sent` bytes when given (the client is promised all)."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -124,10 +143,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self.wfile.write(body[:sent])
 
-    def _json(self, status: int, obj: dict) -> None:
-        self._send(status, json.dumps(obj).encode(), "application/json")
+    def _json(self, status: int, obj: dict, **headers: str) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json", **headers)
 
     def _route(self) -> tuple[str, str]:
         """(path, failure key) for this request; accepts absolute (proxy) and relative forms."""
@@ -139,11 +158,15 @@ class _Handler(BaseHTTPRequestHandler):
         return path, path.split("/")[1] if path.startswith(("/files/", "/upload/")) else ""
 
     def _failed(self, key: str) -> bool:
-        if key in self.fake.failures:
-            status, message = self.fake.failures[key]
-            self._json(status, {"code": status, "message": message})
-            return True
-        return False
+        if key not in self.fake.failures:
+            return False
+        failure = Failure(*self.fake.failures[key])
+        if self.fake.failed[key] >= failure.times:
+            return False
+        self.fake.failed[key] += 1
+        headers = {"Retry-After": failure.retry_after} if failure.retry_after is not None else {}
+        self._json(failure.status, {"code": failure.status, "message": failure.message}, **headers)
+        return True
 
     def do_POST(self) -> None:
         path, method = self._route()
@@ -160,6 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if method in ("DownloadDataFiles", "DownloadDataFile"):
             name = body.get("competitionName", "competition")
+            if name != self.fake.competition:
+                return self._json(404, {"code": 404, "message": "Competition not found"})
             return self._send(302, b"", "text/plain", Location=f"{PUBLIC_HOST}/files/{name}.zip")
         self._json(*self.fake._api(method, body))
 
@@ -167,8 +192,20 @@ class _Handler(BaseHTTPRequestHandler):
         path, key = self._route()
         if key != "files":
             return self._json(404, {"code": 404, "message": f"No route for GET {path}"})
-        if not self._failed("download"):
-            self._send(200, self.fake.zip_bytes, "application/zip")
+        if self.command == "GET":
+            self.fake.file_gets.append(self.headers.get("Range"))
+        if self._failed("download"):
+            return
+        size = len(self.fake.zip_bytes)
+        start = int(match[1]) if (match := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))) else 0
+        status, headers = (206, {"Content-Range": f"bytes {start}-{size - 1}/{size}"}) if start else (200, {})
+        body = self.fake.zip_bytes[start:]
+        sent = None
+        if self.command == "GET" and self.fake.resets > 0:
+            self.fake.resets -= 1
+            sent = len(body) // 2
+            self.close_connection = True  # after half the promised bytes: the client reads a broken body
+        self._send(status, body, "application/zip", sent=sent, **headers)
 
     do_HEAD = do_GET
 

@@ -1,8 +1,12 @@
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
 from src.atomic import atomic_dir, atomic_path
+from workdir import ROOT
 
 
 def test_atomic_path_replaces_on_success(tmp_path):
@@ -44,3 +48,48 @@ def test_atomic_dir_keeps_the_old_folder_on_error(tmp_path):
         raise KeyboardInterrupt
     assert (target / "train.csv").read_text() == "old"
     assert os.listdir(tmp_path) == ["raw"]
+
+
+WRITER = """
+import sys, time
+from src.atomic import atomic_dir, atomic_path
+target = sys.argv[2]
+with (atomic_path if sys.argv[1] == "file" else atomic_dir)(target) as tmp:
+    (tmp if sys.argv[1] == "file" else tmp / "train.csv").write_text("half")
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def kill_mid_write(kind, target, sig):
+    """Start a real process writing target, and send it sig while the write is half done."""
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, kind, target], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    assert writer.stdout.readline() == "writing\n"
+    writer.send_signal(sig)
+    stderr = writer.communicate(timeout=30)[1]
+    return writer.returncode, stderr
+
+
+@pytest.mark.parametrize("kind", ["file", "dir"])
+def test_ctrl_c_mid_write_keeps_the_old_output_and_leaves_nothing(tmp_path, kind):
+    target = tmp_path / "submission.csv" if kind == "file" else tmp_path / "raw"
+    with (atomic_path if kind == "file" else atomic_dir)(target) as tmp:
+        (tmp if kind == "file" else tmp / "train.csv").write_text("old")
+    returncode, stderr = kill_mid_write(kind, target, signal.SIGINT)
+    assert returncode == -signal.SIGINT and "KeyboardInterrupt" in stderr
+    assert (target if kind == "file" else target / "train.csv").read_text() == "old"
+    assert os.listdir(tmp_path) == [target.name]
+
+
+@pytest.mark.parametrize("kind", ["file", "dir"])
+def test_kill_9_mid_write_leaves_no_output_and_the_next_write_cleans_up(tmp_path, kind):
+    target = tmp_path / "model.keras" if kind == "file" else tmp_path / "raw"
+    returncode, _ = kill_mid_write(kind, target, signal.SIGKILL)
+    assert returncode == -signal.SIGKILL
+    assert not target.exists()
+    [leftover] = os.listdir(tmp_path)
+    assert leftover.startswith(f".{target.name}.") and leftover.endswith(".tmp" + (target.suffix))
+    with (atomic_path if kind == "file" else atomic_dir)(target) as tmp:
+        (tmp if kind == "file" else tmp / "train.csv").write_text("new")
+    assert os.listdir(tmp_path) == [target.name]

@@ -1,16 +1,25 @@
+import base64
 import hashlib
 import json
+import math
+import re
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
+import yaml
 
 from competition_data import competition_files, zip_of
 from conftest import SHARED_DATA
-from src.download import extract_competition_files, write_sample
+from kaggle_server import Failure
+from src.download import COMPETITION_FILES, extract_competition_files, write_sample
 from src.kaggle_access import KaggleError
 from src.prepare import read_submission, read_test, read_train
-from workdir import environment_without_kaggle, make_workdir, run_module
+from workdir import ROOT, environment_without_kaggle, make_workdir, run_module
+
+QUICK_RETRY = {"attempts": 3, "backoff_seconds": 0.01}
 
 
 def test_sample_has_the_competition_layout_and_its_test_labels(tmp_path):
@@ -48,18 +57,55 @@ def test_a_missing_file_is_named(tmp_path):
         extract_competition_files(path, tmp_path / "raw")
 
 
-def kaggle_workdir(tmp_path):
+def kaggle_workdir(tmp_path, **data_params):
+    """A project that downloads from Kaggle, with data_params overriding params.yaml's data section."""
     workdir = make_workdir(tmp_path / "project")
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["data"].update(data_params)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     (workdir / "data").mkdir()
     (workdir / "data" / "source.json").write_text(json.dumps({"source": "kaggle"}))
     return workdir
 
 
+def run_download(workdir, env):
+    return run_module(workdir, "src.download", "data/source.json", "data/raw", env=env)
+
+
+# The kaggle client waits 2, 4, ... 32 s, hard-coded, between its tries of a broken download;
+# the stage runs as usual, with time.sleep made instant.
+WITHOUT_PAUSES = ("import runpy, time; time.sleep = lambda seconds: None; "
+                  "runpy.run_module('src.download', run_name='__main__', alter_sys=True)")
+
+
+def run_download_without_pauses(workdir, env):
+    return subprocess.run([sys.executable, "-c", WITHOUT_PAUSES, "data/source.json", "data/raw"], cwd=workdir,
+                          env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+
+
+def assert_no_secrets(result, env):
+    """Neither the key nor the Basic Authorization value built from it is in the output."""
+    basic = base64.b64encode(f"{env['KAGGLE_USERNAME']}:{env['KAGGLE_KEY']}".encode()).decode()
+    output = result.stdout + result.stderr
+    assert env["KAGGLE_KEY"] not in output and basic not in output
+
+
+def assert_raw_files_are(workdir, files):
+    for name in COMPETITION_FILES:
+        assert (workdir / "data" / "raw" / name).read_bytes() == (files / name).read_bytes()
+
+
+def data_left(workdir):
+    """Every path under data/, temporary ones included."""
+    return sorted(str(p.relative_to(workdir / "data")) for p in (workdir / "data").rglob("*"))
+
+
 def test_kaggle_download_is_byte_identical(tmp_path, kaggle_server, kaggle_env, competition_zip):
     kaggle_server.zip_bytes = competition_zip.read_bytes()
     workdir = kaggle_workdir(tmp_path)
-    result = run_module(workdir, "src.download", "data/source.json", "data/raw", env=kaggle_env)
+    result = run_download(workdir, kaggle_env)
     assert result.returncode == 0, result.stderr
+    assert_no_secrets(result, kaggle_env)
     expected = dict(line.split()[::-1] for line in (SHARED_DATA / "SHA256SUMS").read_text().splitlines())
     for name in ("train.csv", "test.csv", "sample_submission.csv"):
         assert hashlib.sha256((workdir / "data" / "raw" / name).read_bytes()).hexdigest() == expected[name]
@@ -78,17 +124,136 @@ def test_kaggle_refusals_say_what_to_do(tmp_path, kaggle_server, kaggle_env, sta
     kaggle_server.zip_bytes = zip_of(competition_files(tmp_path / "files"))
     kaggle_server.failures["DownloadDataFiles"] = (status, "Permission denied")
     workdir = kaggle_workdir(tmp_path)
-    result = run_module(workdir, "src.download", "data/source.json", "data/raw", env=kaggle_env)
+    result = run_download(workdir, kaggle_env)
     assert result.returncode != 0
     [message] = result.stderr.strip().splitlines()  # one sentence, no traceback
     assert message.startswith("download: error: ") and advice in message
+    assert kaggle_server.calls == ["DownloadDataFiles"]  # a refusal is final: not retried
     assert not (workdir / "data" / "raw").exists()
+    assert_no_secrets(result, kaggle_env)
+
+
+def test_an_unknown_competition_points_at_params(tmp_path, kaggle_server, kaggle_env):
+    workdir = kaggle_workdir(tmp_path, competition="digit-recogniser")
+    result = run_download(workdir, kaggle_env)
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == ["download: error: Kaggle has no competition 'digit-recogniser' (HTTP 404): "
+                                          "check data.competition in params.yaml."]
+    assert kaggle_server.calls == ["DownloadDataFiles"]
+    assert data_left(workdir) == ["source.json"]
+    assert_no_secrets(result, kaggle_env)
+
+
+@pytest.mark.parametrize(
+    "key, failure, pauses",
+    [
+        ("DownloadDataFiles", Failure(503, "Service Unavailable", times=2), ["0.01", "0.02"]),  # doubling
+        ("download", Failure(500, "Internal Server Error", times=2), ["0.01", "0.02"]),
+        ("download", Failure(429, "Too Many Requests", times=1, retry_after="1"), ["1"]),  # Kaggle's pause wins
+    ],
+)
+def test_passing_server_errors_are_retried_until_the_download_succeeds(tmp_path, kaggle_server, kaggle_env,
+                                                                       key, failure, pauses):
+    files = competition_files(tmp_path / "files")
+    kaggle_server.zip_bytes = zip_of(files)
+    kaggle_server.failures[key] = failure
+    workdir = kaggle_workdir(tmp_path, retry=QUICK_RETRY)
+    result = run_download(workdir, kaggle_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"download: Kaggle answered HTTP {failure.status}; retrying in {pause} s (attempt {attempt} of 3)"
+        for attempt, pause in enumerate(pauses, start=2)
+    ]
+    assert kaggle_server.calls == ["DownloadDataFiles"] * (failure.times + 1)
+    assert_raw_files_are(workdir, files)
+    assert data_left(workdir) == ["raw", *(f"raw/{name}" for name in sorted(COMPETITION_FILES)), "source.json"]
+    assert_no_secrets(result, kaggle_env)
+
+
+@pytest.mark.parametrize(
+    "key, status, advice",
+    [
+        ("download", 503, "Kaggle still answered HTTP 503 (a server error) after 3 attempts: "
+                          "Kaggle may be down; try again later, or raise data.retry.attempts in params.yaml."),
+        ("DownloadDataFiles", 429, "Kaggle still answered HTTP 429 (too many requests) after 3 attempts: "
+                                   "wait a few minutes, then try again."),
+    ],
+)
+def test_a_lasting_server_error_ends_in_one_line_after_the_last_attempt(tmp_path, kaggle_server, kaggle_env,
+                                                                        key, status, advice):
+    kaggle_server.zip_bytes = zip_of(competition_files(tmp_path / "files"))
+    kaggle_server.failures[key] = (status, "Try again later")
+    workdir = kaggle_workdir(tmp_path, retry=QUICK_RETRY)
+    result = run_download(workdir, kaggle_env)
+    assert result.returncode != 0
+    *retries, message = result.stderr.splitlines()
+    assert [line.split(";")[0] for line in retries] == [f"download: Kaggle answered HTTP {status}"] * 2
+    assert message == f"download: error: {advice}"
+    assert kaggle_server.calls == ["DownloadDataFiles"] * 3
+    assert data_left(workdir) == ["source.json"]
+    assert_no_secrets(result, kaggle_env)
+
+
+def test_a_download_broken_once_is_resumed_byte_identical(tmp_path, kaggle_server, kaggle_env):
+    # Over 2 MB, so that the half sent before the break holds a whole 1 MB chunk of the client's.
+    files = competition_files(tmp_path / "files", train_rows=800)
+    kaggle_server.zip_bytes = zip_of(files)
+    kaggle_server.resets = 1
+    workdir = kaggle_workdir(tmp_path)
+    result = run_download_without_pauses(workdir, kaggle_env)
+    assert result.returncode == 0, result.stderr
+    whole, resumed = kaggle_server.file_gets
+    assert whole is None and 0 < int(re.fullmatch(r"bytes=(\d+)-", resumed)[1]) < len(kaggle_server.zip_bytes)
+    assert kaggle_server.calls == ["DownloadDataFiles"]
+    assert_raw_files_are(workdir, files)
+    assert data_left(workdir) == ["raw", *(f"raw/{name}" for name in sorted(COMPETITION_FILES)), "source.json"]
+    assert_no_secrets(result, kaggle_env)
+
+
+def test_a_download_that_always_breaks_leaves_no_partial_file(tmp_path, kaggle_server, kaggle_env):
+    kaggle_server.zip_bytes = zip_of(competition_files(tmp_path / "files", train_rows=800))
+    kaggle_server.resets = math.inf
+    workdir = kaggle_workdir(tmp_path)
+    result = run_download_without_pauses(workdir, kaggle_env)
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == ["download: error: the connection to Kaggle failed (ChunkedEncodingError): "
+                                          "check the network connection, then try again."]
+    assert len(kaggle_server.file_gets) > 1  # the client did try again before giving up
+    assert data_left(workdir) == ["source.json"]
+    assert_no_secrets(result, kaggle_env)
+
+
+@pytest.mark.parametrize(
+    "members, advice",
+    [
+        (["train.csv", "sample_submission.csv"], "digit-recognizer.zip: the archive lacks test.csv."),
+        (["train.csv", "test.csv", "sample_submission.csv", "../train.csv"],
+         "digit-recognizer.zip: refusing the unsafe member path '../train.csv'."),
+    ],
+)
+def test_a_bad_archive_from_kaggle_is_refused(tmp_path, kaggle_server, kaggle_env, members, advice):
+    kaggle_server.zip_bytes = archive(tmp_path, members).read_bytes()
+    workdir = kaggle_workdir(tmp_path)
+    result = run_download(workdir, kaggle_env)
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == [f"download: error: {advice}"]
+    assert data_left(workdir) == ["source.json"]
+    assert_no_secrets(result, kaggle_env)
+
+
+def test_the_clients_verbose_mode_does_not_print_the_key(tmp_path, kaggle_server, kaggle_env):
+    # With VERBOSE=1 the client would print every request, Authorization header included.
+    kaggle_server.zip_bytes = zip_of(competition_files(tmp_path / "files"))
+    workdir = kaggle_workdir(tmp_path)
+    result = run_download(workdir, {**kaggle_env, "VERBOSE": "1"})
+    assert result.returncode == 0, result.stderr
+    assert kaggle_server.auth_headers  # the key was sent, so there was something to leak
+    assert_no_secrets(result, kaggle_env)
 
 
 def test_kaggle_without_credentials_says_how_to_get_them(tmp_path):
     workdir = kaggle_workdir(tmp_path)
-    result = run_module(workdir, "src.download", "data/source.json", "data/raw",
-                        env=environment_without_kaggle(tmp_path))
+    result = run_download(workdir, environment_without_kaggle(tmp_path))
     assert result.returncode != 0
     assert result.stderr.startswith("download: error: no Kaggle credentials were found: create a token at ")
     assert result.stdout == ""

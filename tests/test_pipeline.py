@@ -1,15 +1,21 @@
 """End to end: `dvc repro` in a temporary git copy of this repo, on the offline sample, one epoch."""
 
+import base64
+import hashlib
+import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 
+import numpy as np
 import pytest
 import yaml
 
 from competition_data import zip_of
 from src.submit import check_submission
-from workdir import ROOT, environment_without_kaggle
+from workdir import ROOT, environment_without_kaggle, epochs_backed_up
 
 OUTPUTS = ["data/raw/train.csv", "data/raw/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
            "models/model.keras", "submissions/submission.csv"]
@@ -29,10 +35,10 @@ def set_param(project, dotted, value):
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def repro(project, env):
-    result = subprocess.run(["dvc", "repro"], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+def repro(project, env, *options):
+    result = subprocess.run(["dvc", "repro", *options], cwd=project, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return result.stdout + result.stderr
 
 
 def stages_run(output):
@@ -102,6 +108,51 @@ def test_changing_epochs_reruns_only_train_and_what_follows(project, first_repro
     assert stages_run(repro(project, offline_env)) == ["source", "train", "evaluate", "predict"]
 
 
+def outputs_of_a_run(project):
+    return {name: (project / name).read_bytes() for name in
+            ("submissions/submission.csv", "eval/metrics.json", "dvclive/metrics.json",
+             "dvclive/plots/metrics/eval/accuracy.tsv", "eval/plots/confusion/val.csv")}
+
+
+def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(project, first_repro, offline_env):
+    # Params never run before: otherwise DVC's run cache restores the model instead of training.
+    set_param(project, "train.seed", 7)
+    set_param(project, "train.epochs", 2)
+    killed = subprocess.Popen(["dvc", "repro"], cwd=project, env=offline_env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    while epochs_backed_up(project / "models/backup") < 1:
+        assert killed.poll() is None
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)  # dvc and the stage, as a crash or an OOM kill would
+    killed.wait()
+    assert not (project / "models/model.keras").exists()  # dvc removed it before running the stage
+
+    output = repro(project, offline_env)
+    assert "train: resuming after epoch 1 from the backup in models/backup/" in output
+    assert stages_run(output) == ["source", "train", "evaluate", "predict"]
+    assert not list((project / "models/backup").iterdir())
+    resumed = weights(project / "models/model.keras")
+
+    repro(project, offline_env, "--force", "--single-item", "train")  # the same run, uninterrupted
+    assert all(np.array_equal(a, b) for a, b in zip(weights(project / "models/model.keras"), resumed))
+
+
+def weights(model_path):
+    import keras
+
+    return keras.models.load_model(model_path).get_weights()
+
+
+def test_repro_force_repeats_the_run_byte_for_byte(project, first_repro, offline_env):
+    repro(project, offline_env)
+    before = outputs_of_a_run(project)
+    output = repro(project, offline_env, "--force")
+    assert stages_run(output) == ["source", "download", "prepare", "train", "evaluate", "predict"]
+    after = outputs_of_a_run(project)
+    assert after == before, {name for name in after if after[name] != before[name]}
+    print("submission.csv sha256, both runs:", hashlib.sha256(after["submissions/submission.csv"]).hexdigest())
+
+
 def test_kaggle_credentials_switch_the_next_plain_repro_to_kaggle(project, first_repro, kaggle_server, kaggle_env,
                                                                  tmp_path):
     # A small competition-shaped zip: the sample's first 600 train and 200 test rows.
@@ -118,3 +169,21 @@ def test_kaggle_credentials_switch_the_next_plain_repro_to_kaggle(project, first
     assert (project / "data/raw/train.csv").read_bytes() == (files / "train.csv").read_bytes()
     assert set(yaml.safe_load((project / "eval/metrics.json").read_text())) == {"val"}  # Kaggle has no test labels
     check_submission(project / "submissions/submission.csv", files / "sample_submission.csv")
+    assert_nothing_holds_the_key(project, output, kaggle_env)
+
+
+def assert_nothing_holds_the_key(project, output, env):
+    """The fake key, alone or in the Basic auth header, is in no file the pipeline wrote and not in its output.
+
+    That is every file under the project but git's and the sources (the tests hold the fake key).
+    """
+    key = env["KAGGLE_KEY"].encode()
+    basic = base64.b64encode(f"{env['KAGGLE_USERNAME']}:{env['KAGGLE_KEY']}".encode())
+    sources = set(subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True).stdout.split())
+    files = [path for path in project.rglob("*") if path.is_file() and ".git" not in path.relative_to(project).parts
+             and str(path.relative_to(project)) not in sources]
+    assert any(path.name == "dvc.lock" for path in files) and len(files) > 20
+    for path in files:
+        data = path.read_bytes()
+        assert key not in data and basic not in data, path
+    assert key.decode() not in output and basic.decode() not in output

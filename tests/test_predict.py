@@ -1,3 +1,6 @@
+import hashlib
+import json
+
 import keras
 import numpy as np
 import pandas as pd
@@ -16,7 +19,7 @@ def sample_submission(path, rows):
 def test_submission_is_kaggle_ready(trained_model, prepared_dir, tmp_path):
     sample = sample_submission(tmp_path / "sample_submission.csv", 100)
     out = tmp_path / "submissions" / "submission.csv"
-    predict(trained_model, prepared_dir / "test.npz", sample, out, batch_size=32)
+    predict(trained_model, prepared_dir / "test.npz", sample, "kaggle", out, batch_size=32)
     assert out.read_text().splitlines()[0] == "ImageId,Label"
     submission = pd.read_csv(out)
     assert submission.ImageId.tolist() == list(range(1, 101))
@@ -30,6 +33,16 @@ def test_a_submission_that_disagrees_with_the_sample_is_not_written(trained_mode
     out = tmp_path / "submission.csv"
     out.write_text("the user's previous file")
     with pytest.raises(DataError, match=rf"^{out}: line 101, column 1 \(ImageId\): 100 rows, expected 99"):
-        predict(trained_model, prepared_dir / "test.npz", sample, out, batch_size=32)
+        predict(trained_model, prepared_dir / "test.npz", sample, "sample", out, batch_size=32)
     assert out.read_text() == "the user's previous file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sample_submission.csv", "submission.csv"]
+
+
+@pytest.mark.parametrize("source", ["sample", "kaggle"])
+def test_the_sidecar_records_the_source_rows_and_digest_of_the_file(trained_model, prepared_dir, tmp_path, source):
+    sample = sample_submission(tmp_path / "sample_submission.csv", 100)
+    out = tmp_path / "submissions" / "submission.csv"
+    predict(trained_model, prepared_dir / "test.npz", sample, source, out, batch_size=32)
+    sidecar = json.loads((tmp_path / "submissions" / "submission.json").read_text())
+    assert sidecar == {"source": source, "rows": 100, "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+    assert sorted(p.name for p in out.parent.iterdir()) == ["submission.csv", "submission.json"]  # no temporary left

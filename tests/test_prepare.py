@@ -1,8 +1,13 @@
+import gzip
+import re
+import zipfile
+
 import numpy as np
 import pytest
 
 from competition_data import competition_files, csv_text
-from src.prepare import DataError, TEST_HEADER, prepare, read_submission, read_test, read_train, split
+from src.prepare import DataError, TEST_HEADER, main, prepare, read_test, read_train, split
+from workdir import make_workdir, run_module
 
 
 def test_reads_train_as_uint8_images_and_labels(tmp_path):
@@ -41,51 +46,140 @@ def corrupt(path, line, column, value):
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize(
-    "line, column, value, message",
-    [
-        (5, 3, "abc", r"train.csv: line 5, column 3 \(pixel1\): 'abc' is not an integer"),
-        (7, 10, "1.5", r"line 7, column 10 \(pixel8\): '1.5' is not an integer"),
-        (4, 2, "", r"line 4, column 2 \(pixel0\): empty cell"),
-        (3, 785, "256", r"line 3, column 785 \(pixel783\): 256 is outside 0..255"),
-        (6, 100, "-1", r"line 6, column 100 \(pixel98\): -1 is outside 0..255"),
-        (2, 1, "10", r"line 2, column 1 \(label\): 10 is outside 0..9"),
-        (1, 2, "pixel1", r"line 1, column 2: header has 'pixel1' where 'pixel0' belongs"),
-    ],
-)
-def test_bad_cells_are_named_by_file_line_and_column(tmp_path, line, column, value, message):
-    competition_files(tmp_path)
-    corrupt(tmp_path / "train.csv", line, column, value)
-    with pytest.raises(DataError, match=message):
-        read_train(tmp_path / "train.csv")
+def edit_lines(path, edit):
+    """Rewrite a CSV file through edit(list of lines) -> list of lines."""
+    path.write_text("\n".join(edit(path.read_text().splitlines())) + "\n")
 
 
-def test_short_row_is_named(tmp_path):
-    competition_files(tmp_path)
-    path = tmp_path / "train.csv"
+def drop_last_column(lines):
+    return [line.rsplit(",", 1)[0] for line in lines]
+
+
+def add_column(lines):
+    return [lines[0] + ",extra"] + [line + ",0" for line in lines[1:]]
+
+
+def swap_first_pixels(lines):
+    names = lines[0].split(",")
+    names[1], names[2] = names[2], names[1]
+    return [",".join(names)] + lines[1:]
+
+
+def truncate_last_line(path):
+    data = path.read_bytes().rstrip(b"\n")
+    path.write_bytes(data[: data.rindex(b"\n") + 1 + 900])  # the last row cut off mid-way, no final newline
+
+
+def gzip_file(path):
+    path.write_bytes(gzip.compress(path.read_bytes()))
+
+
+def zip_file(path):
+    archive = path.with_suffix(".zip")
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(path, path.name)
+    archive.replace(path)
+
+
+def add_label_column(path):
     lines = path.read_text().splitlines()
-    lines[8] = lines[8].rsplit(",", 1)[0]
-    path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"line 9, column 785: row has 784 columns, expected 785"):
-        read_train(path)
+    path.write_text("\n".join(["label," + lines[0]] + ["3," + line for line in lines[1:]]) + "\n")
 
 
-def test_empty_file_and_header_only(tmp_path):
-    (tmp_path / "test.csv").write_text("")
-    with pytest.raises(DataError, match=r"test.csv: line 1, column 1: the file is empty"):
-        read_test(tmp_path / "test.csv")
-    (tmp_path / "test.csv").write_text(",".join(TEST_HEADER) + "\n")
-    with pytest.raises(DataError, match=r"test.csv: line 2: the file has a header but no rows"):
-        read_test(tmp_path / "test.csv")
+GARBAGE = bytes(range(128, 256)) * 8  # not UTF-8 anywhere
 
 
-def test_sample_submission_must_match_the_test_rows(tmp_path):
-    competition_files(tmp_path, test_rows=20)
-    with pytest.raises(DataError, match=r"sample_submission.csv: line 22, column 1 \(ImageId\): 20 rows, expected 21"):
-        read_submission(tmp_path / "sample_submission.csv", rows=21)
-    corrupt(tmp_path / "sample_submission.csv", 3, 1, "7")
-    with pytest.raises(DataError, match=r"line 3, column 1 \(ImageId\): 7, expected 2"):
-        read_submission(tmp_path / "sample_submission.csv")
+# (file to break, how, what the one error line must say). Each names the file, the line and the column.
+BAD_INPUTS = {
+    "empty file": ("train.csv", lambda p: p.write_bytes(b""), r"train.csv: line 1, column 1: the file is empty"),
+    "header only": ("test.csv", lambda p: edit_lines(p, lambda ls: ls[:1]),
+                    r"test.csv: line 2, column 1: the file has a header but no rows"),
+    "wrong header name": ("train.csv", lambda p: corrupt(p, 1, 1, "Label"),
+                          r"train.csv: line 1, column 1: header has 'Label' where 'label' belongs"),
+    "wrong header order": ("test.csv", lambda p: edit_lines(p, swap_first_pixels),
+                           r"test.csv: line 1, column 2: header has 'pixel2' where 'pixel1' belongs"),
+    "missing column": ("train.csv", lambda p: edit_lines(p, drop_last_column),
+                       r"train.csv: line 1, column 785: header has 784 columns, expected 785"),
+    "extra column": ("train.csv", lambda p: edit_lines(p, add_column),
+                     r"train.csv: line 1, column 786: header has 786 columns, expected 785"),
+    "short row": ("train.csv", lambda p: edit_lines(p, lambda ls: ls[:8] + drop_last_column(ls[8:9]) + ls[9:]),
+                  r"train.csv: line 9, column 785: row has 784 columns, expected 785"),
+    "long row": ("test.csv", lambda p: edit_lines(p, lambda ls: ls[:3] + [ls[3] + ",7"] + ls[4:]),
+                 r"test.csv: line 4, column 785: row has 785 columns, expected 784"),
+    "not an integer": ("train.csv", lambda p: corrupt(p, 5, 3, "abc"),
+                       r"train.csv: line 5, column 3 \(pixel1\): 'abc' is not an integer"),
+    "a float": ("train.csv", lambda p: corrupt(p, 7, 10, "1.5"),
+                r"train.csv: line 7, column 10 \(pixel8\): '1.5' is not an integer"),
+    "a negative": ("test.csv", lambda p: corrupt(p, 6, 100, "-1"),
+                   r"test.csv: line 6, column 100 \(pixel99\): -1 is outside 0..255"),
+    "above 255": ("train.csv", lambda p: corrupt(p, 3, 785, "256"),
+                  r"train.csv: line 3, column 785 \(pixel783\): 256 is outside 0..255"),
+    "beyond int32": ("test.csv", lambda p: corrupt(p, 2, 5, "99999999999"),
+                     r"test.csv: line 2, column 5 \(pixel4\): 99999999999 is outside 0..255"),
+    "label 10": ("train.csv", lambda p: corrupt(p, 2, 1, "10"),
+                 r"train.csv: line 2, column 1 \(label\): 10 is outside 0..9"),
+    "label -1": ("train.csv", lambda p: corrupt(p, 12, 1, "-1"),
+                 r"train.csv: line 12, column 1 \(label\): -1 is outside 0..9"),
+    "empty cell": ("train.csv", lambda p: corrupt(p, 4, 2, ""),
+                   r"train.csv: line 4, column 2 \(pixel0\): empty cell"),
+    "NUL bytes": ("test.csv", lambda p: corrupt(p, 3, 4, "\0\0"),
+                  r"test.csv: line 3, column 4 \(pixel3\): '\\x00\\x00' is not an integer"),
+    "binary garbage": ("train.csv", lambda p: p.write_bytes(GARBAGE),
+                       r"train.csv: line 1, column 1: not UTF-8 text; is it a binary or compressed file\?"),
+    "binary garbage after good rows": ("test.csv", lambda p: p.write_bytes(p.read_bytes() + b"1,2," + GARBAGE),
+                                       r"test.csv: line 22, column 3: not UTF-8 text"),
+    "a gzip file": ("train.csv", gzip_file, r"train.csv: line 1, column 1: this is a gzip file: decompress it first"),
+    "a zip file": ("test.csv", zip_file, r"test.csv: line 1, column 1: this is a zip archive: extract it first"),
+    "truncated last line": ("train.csv", truncate_last_line,
+                            r"train.csv: line 41, column \d+: row has \d+ columns, expected 785"),
+    "test.csv with a label column": ("test.csv", add_label_column,
+                                     r"test.csv: line 1, column 1: a 'label' column, but this file must have no "
+                                     r"labels"),
+    "test rows disagree with sample_submission": (
+        "test.csv", lambda p: edit_lines(p, lambda ls: ls[:-1]),
+        r"sample_submission.csv: line 21, column 1 \(ImageId\): 20 rows, expected 19, one per test image"),
+    "sample_submission ids out of order": ("sample_submission.csv", lambda p: corrupt(p, 3, 1, "7"),
+                                           r"sample_submission.csv: line 3, column 1 \(ImageId\): 7, expected 2"),
+    "duplicated header line": ("train.csv", lambda p: edit_lines(p, lambda ls: ls[:1] + ls),
+                               r"train.csv: line 2, column 1: the header again; remove the repeated header line"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_stops_the_stage_with_one_line_and_no_output(tmp_path, monkeypatch, capsys, case):
+    name, damage, message = BAD_INPUTS[case]
+    raw = competition_files(tmp_path / "raw", train_rows=40, test_rows=20)
+    damage(raw / name)
+    inputs = sorted(raw.iterdir())
+    make_workdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        main(["raw", "prepared"])
+    # SystemExit with a message: Python prints it to stderr and exits with status 1.
+    assert isinstance(exit.value.code, str) and "\n" not in exit.value.code
+    assert re.match(r"prepare: error: raw/" + message, exit.value.code), exit.value.code
+    assert capsys.readouterr().out == ""
+    assert not (tmp_path / "prepared").exists()
+    assert sorted(raw.iterdir()) == inputs  # no temporary files left beside the inputs
+
+
+def test_bad_input_exits_nonzero_from_the_command_line(tmp_path):
+    raw = competition_files(tmp_path / "raw")
+    corrupt(raw / "train.csv", 5, 3, "abc")
+    result = run_module(make_workdir(tmp_path), "src.prepare", "raw", "prepared")
+    assert result.returncode == 1
+    assert result.stderr == "prepare: error: raw/train.csv: line 5, column 3 (pixel1): 'abc' is not an integer\n"
+    assert not (tmp_path / "prepared").exists()
+
+
+def test_bad_input_leaves_the_previous_outputs_intact(tmp_path):
+    raw = competition_files(tmp_path / "raw")
+    prepare(raw, tmp_path / "prepared", val_fraction=0.25, seed=0)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "prepared").iterdir()}
+    corrupt(raw / "test.csv", 5, 1, "x")
+    with pytest.raises(DataError, match="test.csv: line 5, column 1"):
+        prepare(raw, tmp_path / "prepared", val_fraction=0.25, seed=0)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "prepared").iterdir()} == before
 
 
 def test_split_is_stratified_and_seeded():
@@ -112,11 +206,3 @@ def test_prepare_keeps_the_sample_test_labels(tmp_path):
     (raw / "test_labels.csv").write_text(csv_text(["ImageId", "Label"], [(i, i % 10) for i in range(1, 21)]))
     prepare(raw, tmp_path / "prepared", val_fraction=0.25, seed=0)
     assert np.load(tmp_path / "prepared" / "test.npz")["y"].tolist() == [i % 10 for i in range(1, 21)]
-
-
-def test_prepare_writes_nothing_when_an_input_is_bad(tmp_path):
-    raw = competition_files(tmp_path / "raw")
-    corrupt(raw / "test.csv", 5, 1, "x")
-    with pytest.raises(DataError, match="test.csv: line 5, column 1"):
-        prepare(raw, tmp_path / "prepared", val_fraction=0.25, seed=0)
-    assert not (tmp_path / "prepared").exists()

@@ -1,8 +1,11 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
 from src.source import choose_source, write_source
+from workdir import ROOT, environment_without_kaggle, make_workdir, run_module
 
 
 def test_auto_chooses_kaggle_only_with_credentials():
@@ -24,3 +27,38 @@ def test_an_unknown_source_is_refused():
 def test_write_source(tmp_path):
     write_source(tmp_path / "data" / "source.json", "kaggle")
     assert json.loads((tmp_path / "data" / "source.json").read_text()) == {"source": "kaggle"}
+
+
+def run_source_with_kaggle_json(tmp_path, mode):
+    """Run the stage with credentials in ~/.kaggle/kaggle.json of the given mode; returns (result, file, key)."""
+    home = tmp_path / "home"
+    kaggle_json = home / ".kaggle" / "kaggle.json"
+    kaggle_json.parent.mkdir(parents=True)
+    key = "fake-key-0123456789abcdef"
+    kaggle_json.write_text(json.dumps({"username": "fake-user", "key": key}))
+    kaggle_json.chmod(mode)
+    result = run_module(make_workdir(tmp_path / "project"), "src.source", "data/source.json",
+                        env=environment_without_kaggle(home))
+    return result, kaggle_json, key
+
+
+def test_a_kaggle_json_others_can_read_is_warned_about(tmp_path):
+    result, kaggle_json, key = run_source_with_kaggle_json(tmp_path, 0o644)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("source: using 'kaggle'. Kaggle credentials were found")
+    assert result.stderr.splitlines() == [f"source: warning: {kaggle_json} holds Kaggle credentials and other "
+                                          f"users can read it: run `chmod 600 {kaggle_json}`."]
+    assert key not in result.stdout + result.stderr
+
+
+def test_a_private_kaggle_json_is_not_warned_about(tmp_path):
+    result, _, key = run_source_with_kaggle_json(tmp_path, 0o600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("source: using 'kaggle'.") and result.stderr == ""
+
+
+def test_the_stage_stays_light():
+    # It runs on every `dvc repro`: importing kaggle (which authenticates) or TensorFlow would slow every run.
+    loaded = subprocess.run([sys.executable, "-c", "import sys, src.source; print(' '.join(sys.modules))"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert not {"kaggle", "kagglesdk", "tensorflow", "keras"} & set(loaded)

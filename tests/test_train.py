@@ -1,10 +1,17 @@
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import keras
 import numpy as np
+import yaml
 
 from conftest import TINY_TRAIN
-from src.train import train
+from src.train import backup_dir, train
+from workdir import ROOT, epochs_backed_up, make_workdir
 
 
 def test_the_model_learns_and_is_saved(trained_model, prepared_dir):
@@ -28,6 +35,58 @@ def test_learning_rate_is_reduced_on_plateau(prepared_dir, tmp_path):
     # min_delta 1 makes every epoch after the first a plateau, so each halves the rate for the next.
     params = {**TINY_TRAIN, "arch": "mlp", "optimizer": "sgd", "learning_rate": 0.01, "epochs": 3,
               "reduce_lr": {"monitor": "val_loss", "factor": 0.5, "patience": 0, "min_lr": 1e-5, "min_delta": 1}}
-    train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / "m.keras", tmp_path / "live", params)
+    train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / "m.keras", tmp_path / "live", params,
+          tmp_path / "backup")
     rates = (tmp_path / "live" / "plots" / "metrics" / "train" / "learning_rate.tsv").read_text().split()[3::2]
     assert [round(float(r), 6) for r in rates] == [0.01, 0.01, 0.005]
+
+
+def run_train(workdir, prepared_dir, name):
+    return subprocess.Popen(
+        [sys.executable, "-m", "src.train", prepared_dir, f"{name}.keras", f"{name}_live", f"{name}_backup"],
+        cwd=workdir, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(prepared_dir, tmp_path):
+    # patience 2 with min_delta 1 lowers the rate after the third epoch, but only if the plateau counters
+    # survive the kill after the second.
+    params = {**TINY_TRAIN, "epochs": 4,
+              "reduce_lr": {"monitor": "val_loss", "factor": 0.5, "patience": 2, "min_lr": 1e-5, "min_delta": 1}}
+    workdir = make_workdir(tmp_path)
+    (workdir / "params.yaml").write_text(yaml.safe_dump({"train": params}))
+    uninterrupted = run_train(workdir, prepared_dir, "whole")
+    assert uninterrupted.wait() == 0, uninterrupted.stdout.read()
+
+    killed = run_train(workdir, prepared_dir, "resumed")
+    while epochs_backed_up(workdir / "resumed_backup") < 2:
+        assert killed.poll() is None, killed.stdout.read()
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)  # at once: the third epoch has just begun
+    assert killed.wait() == -signal.SIGKILL
+    assert epochs_backed_up(workdir / "resumed_backup") == 2 and not (workdir / "resumed.keras").exists()
+
+    resumed = run_train(workdir, prepared_dir, "resumed")
+    output = resumed.communicate()[0]
+    assert resumed.returncode == 0, output
+    assert "train: resuming after epoch 2 from the backup in resumed_backup/" in output
+    assert "Epoch 2/4" not in output and "Epoch 3/4" in output
+    assert not list((workdir / "resumed_backup").iterdir())  # a finished run leaves no backup behind
+
+    whole, resumed = (keras.models.load_model(workdir / f"{name}.keras") for name in ("whole", "resumed"))
+    assert all(np.array_equal(a, b) for a, b in zip(whole.get_weights(), resumed.get_weights()))
+    for curve in ("train/learning_rate.tsv", "eval/accuracy.tsv"):
+        expected = (workdir / "whole_live/plots/metrics" / curve).read_text()
+        assert (workdir / "resumed_live/plots/metrics" / curve).read_text() == expected
+    rates = (workdir / "whole_live/plots/metrics/train/learning_rate.tsv").read_text().split()[3::2]
+    assert [round(float(r), 6) for r in rates] == [0.001, 0.001, 0.001, 0.0005]
+
+
+def test_a_backup_of_other_params_is_discarded(prepared_dir, tmp_path):
+    inputs = (prepared_dir / "train.npz", prepared_dir / "val.npz")
+    kept = backup_dir(tmp_path, TINY_TRAIN, *inputs)
+    kept.mkdir()
+    assert backup_dir(tmp_path, TINY_TRAIN, *inputs) == kept and kept.exists()
+    other = backup_dir(tmp_path, {**TINY_TRAIN, "learning_rate": 0.01}, *inputs)
+    assert other != kept and not kept.exists()

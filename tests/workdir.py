@@ -1,5 +1,6 @@
 """Run a stage module the way DVC does: a subprocess in a folder with params.yaml."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,3 +27,9 @@ def run_module(workdir, module, *args, env=None):
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def epochs_backed_up(backup_root):
+    """How many epochs the training backup under backup_root holds; 0 when there is none."""
+    metadata = list(Path(backup_root).glob("*/training_metadata.json"))
+    return json.loads(metadata[0].read_text())["epoch"] if metadata else 0
