@@ -51,8 +51,9 @@ def test_atomic_dir_keeps_the_old_folder_on_error(tmp_path):
 
 
 WRITER = """
-import sys, time
+import signal, sys, time
 from src.atomic import atomic_dir, atomic_path
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal: CI may start us ignoring it
 target = sys.argv[2]
 with (atomic_path if sys.argv[1] == "file" else atomic_dir)(target) as tmp:
     (tmp if sys.argv[1] == "file" else tmp / "train.csv").write_text("half")
