@@ -25,46 +25,103 @@ from . import models
 from .atomic import atomic_dir, atomic_path
 
 
-def train(train_npz, val_npz, model_path, live_dir, params, backup_root):
+def train(train_npz, val_npz, model_path, live_dir, params, backup_root, strategy=None):
     """Train per `params` (the `train` section of params.yaml), save the model and log each epoch.
 
     An unfinished run's backup under backup_root is resumed when params, data and code are
-    unchanged, and discarded otherwise.
+    unchanged, and discarded otherwise. `strategy` defaults to the one train.strategy picks;
+    with several workers only the chief writes the model, the metrics and the backup, and
+    every worker resumes from the chief's backup.
     """
     keras.utils.set_random_seed(params["seed"])
     if params["deterministic"]:
         tf.config.experimental.enable_op_determinism()
+    strategy = strategy or distribution_strategy(params["strategy"])
+    chief = is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
     train_split, val_split = np.load(train_npz), np.load(val_npz)
-    model = models.build_model(params["arch"])
-    model.compile(
-        optimizer=keras.optimizers.get(
-            {"class_name": params["optimizer"], "config": {"learning_rate": params["learning_rate"]}}
-        ),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    with strategy.scope():
+        model = models.build_model(params["arch"])
+        model.compile(
+            # batch_size and learning_rate are per replica: both grow with the replica count.
+            optimizer=keras.optimizers.get(
+                {"class_name": params["optimizer"], "config": {"learning_rate": params["learning_rate"] * replicas}}
+            ),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     reduce_lr = keras.callbacks.ReduceLROnPlateau(**params["reduce_lr"])
-    backup = TrainingBackup(backup_dir(backup_root, params, train_npz, val_npz), reduce_lr, live_dir)
+    backup = TrainingBackup(backup_dir(backup_root, params, train_npz, val_npz, remove_others=chief), reduce_lr,
+                            live_dir, writes=chief)
     resumed_epoch = backup.saved_epoch()
     if resumed_epoch:
         print(f"train: resuming after epoch {resumed_epoch} from the backup in {backup.backup_dir}", flush=True)
-        backup.restore_log()
-    # dvc.yaml declares the plots itself, and `dvc exp run` already records the experiment.
-    live = Live(live_dir, dvcyaml=None, save_dvc_exp=False, resume=resumed_epoch > 0)
-    live.step = resumed_epoch
+    callbacks = [EpochSeeds(epoch), reduce_lr]
+    if chief:
+        if resumed_epoch:
+            backup.restore_log()
+        # dvc.yaml declares the plots itself, and `dvc exp run` already records the experiment.
+        live = Live(live_dir, dvcyaml=None, save_dvc_exp=False, resume=resumed_epoch > 0)
+        live.step = resumed_epoch
+        callbacks.append(DVCLiveCallback(live=live))
     model.fit(
-        training_batches(train_split["x"], train_split["y"], params["batch_size"], params["seed"], epoch),
+        training_batches(train_split["x"], train_split["y"], params["batch_size"] * replicas, params["seed"], epoch),
         epochs=params["epochs"],
         shuffle=False,  # training_batches shuffles
         validation_data=(val_split["x"], val_split["y"]),
         # The backup copies what the logger wrote for the epoch, so it must come after it.
-        callbacks=[EpochSeeds(epoch), reduce_lr, DVCLiveCallback(live=live), backup],
+        callbacks=[*callbacks, backup],
         verbose=2,
     )
-    with atomic_path(model_path) as tmp:
-        model.save(tmp)
+    if chief:
+        with atomic_path(model_path) as tmp:
+            model.save(tmp)
     return model
+
+
+def distribution_strategy(name):
+    """auto: MirroredStrategy over the local GPUs when there are two or more, else the default strategy.
+    multiworker: MultiWorkerMirroredStrategy over the cluster that TF_CONFIG describes."""
+    if name == "multiworker":
+        return MultiWorkerMirroredStrategy()
+    if name != "auto":
+        raise ValueError(f"train.strategy is {name!r}; it must be auto or multiworker")
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """TensorFlow's strategy, taught to reduce what Keras 3's fit hands it (keras-team/keras#20585).
+
+    To build the model, fit reduces a whole batch of uint8 images and labels at once, and
+    after each step it reduces scalar metrics along axis 0; the multi-worker strategy takes
+    neither a nest, nor uint8, nor an axis that a scalar lacks.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        parent = super()
+
+        def reduce_part(part):
+            local = self.experimental_local_results(part)[0]
+            part_axis = None if local.shape.rank == 0 else axis
+            if local.dtype != tf.uint8:
+                return parent.reduce(reduce_op, part, part_axis)
+            wide = self.run(lambda local: tf.cast(local, tf.int32), args=(part,))
+            return tf.cast(parent.reduce(reduce_op, wide, part_axis), local.dtype)
+
+        return tf.nest.map_structure(reduce_part, value)
+
+
+def is_chief(strategy):
+    """The task that writes: the chief, or worker 0 of a cluster without one; the only task of a single machine."""
+    resolver = strategy.cluster_resolver
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().jobs
 
 
 def training_batches(images, labels, batch_size, seed, epoch):
@@ -124,8 +181,9 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
     a new folder that replaces the old one by rename: a kill leaves one backup or the other.
     """
 
-    def __init__(self, backup_dir, reduce_lr, live_dir):
-        super().__init__(str(backup_dir))
+    def __init__(self, backup_dir, reduce_lr, live_dir, writes):
+        super().__init__(str(backup_dir), delete_checkpoint=writes)
+        self.writes = writes  # False on the workers that are not the chief: they only restore
         self.reduce_lr = reduce_lr
         self.state_path = Path(backup_dir) / "reduce_lr.json"
         self.live_dir = Path(live_dir)
@@ -146,6 +204,8 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
             vars(self.reduce_lr).update(json.loads(self.state_path.read_text()))
 
     def _save_model(self):
+        if not self.writes:
+            return
         with atomic_dir(self.backup_dir) as tmp:
             self.model.save_weights(tmp / Path(self._weights_path).name)
             metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
@@ -155,8 +215,8 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
             shutil.copytree(self.live_dir, tmp / self.live_copy.name)
 
 
-def backup_dir(root, params, *inputs):
-    """root/<fingerprint of params, inputs and code>, after removing backups of other runs.
+def backup_dir(root, params, *inputs, remove_others=True):
+    """root/<fingerprint of params, inputs and code>, after removing backups of other runs if remove_others.
 
     A backup made with other params, data or code must not be resumed: it would silently
     mix two runs.
@@ -166,7 +226,7 @@ def backup_dir(root, params, *inputs):
         fingerprint.update(Path(path).read_bytes())
     name = fingerprint.hexdigest()[:16]
     root = Path(root)
-    if root.is_dir():
+    if remove_others and root.is_dir():
         for stale in root.iterdir():
             if stale.name != name:
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()

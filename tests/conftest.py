@@ -52,7 +52,7 @@ def prepared_dir(tmp_path_factory):
 
 TINY_TRAIN = {
     "arch": "cnn", "optimizer": "adam", "learning_rate": 0.001, "epochs": 2, "batch_size": 32, "seed": 1,
-    "deterministic": True,
+    "strategy": "auto", "deterministic": True,
     "reduce_lr": {"monitor": "val_accuracy", "factor": 0.5, "patience": 3, "min_lr": 1e-5},
 }
 

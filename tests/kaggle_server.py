@@ -13,6 +13,7 @@ import math
 import re
 import threading
 from collections import Counter
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -30,6 +31,14 @@ class Failure(NamedTuple):
     retry_after: str | None = None  # the Retry-After header to send, if any
 
 
+class Outcome(NamedTuple):
+    """How Kaggle judges a submission: what ListSubmissions shows for it once scored."""
+
+    status: str  # "COMPLETE" or "ERROR"
+    public_score: str = ""
+    error: str = ""  # Kaggle's errorDescription
+
+
 class FakeKaggle:
     """Fake Kaggle API server.
 
@@ -37,6 +46,8 @@ class FakeKaggle:
     "CreateSubmission", "ListSubmissions", "GetSubmissionLimits") -- or "download" / "upload"
     for the raw file GET / upload PUT -- to the Failure, or (status, message), to answer with instead.
     The file GET honours "Range: bytes=N-", as the storage behind Kaggle does.
+    Each CreateSubmission adds a PENDING submission to those ListSubmissions returns, newest first;
+    ListSubmissions shows it PENDING pending_polls times, then scored as `outcome` says.
     """
 
     def __init__(self, zip_bytes: bytes = b""):
@@ -50,7 +61,11 @@ class FakeKaggle:
         self.calls: list[str] = []  # API method names, in order
         self.bodies: list[dict] = []  # JSON request bodies, parallel to calls
         self.auth_headers: list[str] = []  # Authorization values seen, any route
-        self.submissions: list[dict] = []  # returned by ListSubmissions
+        self.submissions: list[dict] = []  # returned by ListSubmissions; PENDING ones get scored
+        self.outcome = Outcome("COMPLETE", "0.99123")  # the score the next submission to be scored gets
+        self.pending_polls: float = 0  # ListSubmissions calls that see a submission PENDING; math.inf: all
+        self._looks: Counter[int] = Counter()  # ListSubmissions calls that saw each submission ref PENDING
+        self._file_names: dict[str, str] = {}  # upload token -> the file name StartSubmissionUpload named
         self._tokens: set[str] = set()
         self._created = 0  # successful CreateSubmission calls
         self._server: ThreadingHTTPServer | None = None
@@ -98,19 +113,38 @@ class FakeKaggle:
         if method == "StartSubmissionUpload":
             token = f"blob-{len(self._tokens) + 1}"
             self._tokens.add(token)
+            self._file_names[token] = body.get("fileName", "")
             return 200, {"token": token, "createUrl": f"{PUBLIC_HOST}/upload/{token}"}
         if method == "CreateSubmission":
             if body.get("blobFileTokens") not in self._tokens:
                 return 400, {"code": 400, "message": "Unknown blobFileTokens"}
             self._created += 1
-            return 200, {"message": "Successfully submitted to Digit Recognizer",
-                         "ref": 1000 + self._created}
+            ref = 1000 + self._created
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            self.submissions.insert(0, {
+                "ref": ref, "date": now.isoformat(timespec="milliseconds") + "Z",
+                "description": body.get("submissionDescription", ""),
+                "fileName": self._file_names[body["blobFileTokens"]], "status": "PENDING"})
+            return 200, {"message": "Successfully submitted to Digit Recognizer", "ref": ref}
         if method == "ListSubmissions":
+            for submission in self.submissions:
+                self._look_at(submission)
             return 200, {"submissions": self.submissions, "nextPageToken": ""}
         if method == "GetSubmissionLimits":
             return 200, {"numToday": self._created, "numTotal": len(self.submissions),
                          "numAllowedNow": max(0, 5 - self._created), "limitedByTotal": False}
         return 404, {"code": 404, "message": f"Unknown method {method}"}
+
+    def _look_at(self, submission: dict) -> None:
+        """Count one ListSubmissions call that sees `submission`; score it if it has been PENDING long enough."""
+        if submission["status"] != "PENDING":
+            return
+        self._looks[submission["ref"]] += 1
+        if self._looks[submission["ref"]] > self.pending_polls:
+            # Kaggle leaves out empty fields.
+            scored = {"status": self.outcome.status, "publicScore": self.outcome.public_score,
+                      "errorDescription": self.outcome.error}
+            submission.update({name: value for name, value in scored.items() if value})
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -3,8 +3,6 @@
 import base64
 import hashlib
 import os
-import re
-import shutil
 import signal
 import subprocess
 import time
@@ -15,34 +13,18 @@ import yaml
 
 from competition_data import zip_of
 from src.submit import check_submission
-from workdir import ROOT, environment_without_kaggle, epochs_backed_up
+from workdir import environment_without_kaggle, epochs_backed_up, project_copy, repro, set_param, stages_run
 
 OUTPUTS = ["data/raw/train.csv", "data/raw/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
            "models/model.keras", "submissions/submission.csv"]
 
 
-def git(cwd, *args):
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def set_param(project, dotted, value):
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    *sections, key = dotted.split(".")
-    node = params
-    for section in sections:
-        node = node[section]
-    node[key] = value
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def repro(project, env, *options):
-    result = subprocess.run(["dvc", "repro", *options], cwd=project, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout + result.stderr
 
 
-def stages_run(output):
-    return re.findall(r"Running stage '(\w+)'", output)
 
 
 @pytest.fixture(scope="module")
@@ -54,17 +36,7 @@ def offline_env(tmp_path_factory):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A git copy of this repo's tracked files, with train.epochs 1."""
-    project = tmp_path_factory.mktemp("project")
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True, text=True)
-    for name in filter(None, tracked.stdout.split("\0")):
-        if (ROOT / name).is_file():
-            (project / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, project / name)
-    set_param(project, "train.epochs", 1)
-    git(project, "init", "-q")
-    git(project, "add", "-A")
-    git(project, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "copy")
-    return project
+    return project_copy(tmp_path_factory.mktemp("project"), **{"train.epochs": 1})
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from src.source import choose_source, write_source
+
+from src.source import choose_source, previous_source, write_source
 from workdir import ROOT, environment_without_kaggle, make_workdir, run_module
 
 
@@ -24,6 +25,39 @@ def test_an_unknown_source_is_refused():
         choose_source("kagle", credentials_found=True)
 
 
+def test_auto_without_credentials_keeps_the_kaggle_data_already_here():
+    # A teammate who pulled the team's Kaggle data from the DVC remote, with no Kaggle account.
+    source, reason = choose_source("auto", credentials_found=False, previous_source="kaggle", raw_data_here=True)
+    assert source == "kaggle" and "the Kaggle data is already here (from a previous run or `dvc pull`)" in reason
+
+
+@pytest.mark.parametrize("previous_source, raw_data_here", [("kaggle", False), ("sample", True), (None, True)])
+def test_auto_without_credentials_uses_the_sample_unless_kaggle_data_is_here(previous_source, raw_data_here):
+    assert choose_source("auto", False, previous_source, raw_data_here)[0] == "sample"
+
+
+def test_an_explicit_sample_wins_over_kaggle_data_already_here():
+    assert choose_source("sample", False, previous_source="kaggle", raw_data_here=True)[0] == "sample"
+
+
+@pytest.mark.parametrize("raw_data_here, expected", [(True, "kaggle"), (False, "sample")])
+def test_the_stage_keeps_kaggle_when_the_last_run_chose_it_and_the_data_is_here(tmp_path, raw_data_here, expected):
+    workdir = make_workdir(tmp_path / "project")
+    write_source(workdir / "data/source.json", "kaggle")
+    if raw_data_here:
+        (workdir / "data/raw").mkdir(parents=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    result = run_module(workdir, "src.source", "data/source.json", "data/raw", env=environment_without_kaggle(home))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"source: using '{expected}'.") and len(result.stdout.splitlines()) == 1
+    assert previous_source(workdir / "data/source.json") == expected
+
+
+def test_previous_source_is_none_before_any_run(tmp_path):
+    assert previous_source(tmp_path / "source.json") is None
+
+
 def test_write_source(tmp_path):
     write_source(tmp_path / "data" / "source.json", "kaggle")
     assert json.loads((tmp_path / "data" / "source.json").read_text()) == {"source": "kaggle"}
@@ -37,7 +71,7 @@ def run_source_with_kaggle_json(tmp_path, mode):
     key = "fake-key-0123456789abcdef"
     kaggle_json.write_text(json.dumps({"username": "fake-user", "key": key}))
     kaggle_json.chmod(mode)
-    result = run_module(make_workdir(tmp_path / "project"), "src.source", "data/source.json",
+    result = run_module(make_workdir(tmp_path / "project"), "src.source", "data/source.json", "data/raw",
                         env=environment_without_kaggle(home))
     return result, kaggle_json, key
 

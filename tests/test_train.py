@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -90,3 +91,69 @@ def test_a_backup_of_other_params_is_discarded(prepared_dir, tmp_path):
     assert backup_dir(tmp_path, TINY_TRAIN, *inputs) == kept and kept.exists()
     other = backup_dir(tmp_path, {**TINY_TRAIN, "learning_rate": 0.01}, *inputs)
     assert other != kept and not kept.exists()
+
+
+MIRRORED = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from src.train import train
+
+prepared, out, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+val = np.load(f"{prepared}/val.npz")
+accuracy = {}
+for name, strategy in [("one", tf.distribute.get_strategy()), ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]:
+    model = train(f"{prepared}/train.npz", f"{prepared}/val.npz", f"{out}/{name}.keras", f"{out}/{name}_live", params,
+                  f"{out}/{name}_backup", strategy)
+    accuracy[name] = float((model.predict(val["x"], verbose=0).argmax(axis=1) == val["y"]).mean())
+    accuracy[name + "_replicas"] = strategy.num_replicas_in_sync
+print(json.dumps(accuracy))
+"""
+
+FAST_TRAIN = {**TINY_TRAIN, "arch": "mlp", "epochs": 4, "batch_size": 16}
+
+
+def test_mirrored_over_two_cpus_matches_one_device(prepared_dir, tmp_path):
+    result = subprocess.run([sys.executable, "-c", MIRRORED, prepared_dir, tmp_path, json.dumps(FAST_TRAIN)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    accuracy = json.loads(result.stdout.splitlines()[-1])
+    assert accuracy["one_replicas"] == 1 and accuracy["mirrored_replicas"] == 2
+    assert accuracy["one"] > 0.6  # chance is 0.1
+    # Twice the batch at twice the rate: the same number of images seen, within 100 digits' noise.
+    assert abs(accuracy["mirrored"] - accuracy["one"]) <= 0.1, accuracy
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_worker_processes_train_and_only_the_chief_writes(prepared_dir, tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    workers = []
+    for index in range(2):
+        workdir = make_workdir(tmp_path / f"worker{index}")
+        (workdir / "params.yaml").write_text(yaml.safe_dump({"train": {**FAST_TRAIN, "epochs": 2,
+                                                                        "strategy": "multiworker"}}))
+        env = {**os.environ, "PYTHONPATH": str(ROOT),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen([sys.executable, "-m", "src.train", prepared_dir, "model.keras", "dvclive",
+                                         "backup"], cwd=workdir, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True))
+    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    for worker, output in zip(workers, outputs):
+        assert worker.returncode == 0, output
+        assert "Epoch 2/2" in output
+    chief, other = tmp_path / "worker0", tmp_path / "worker1"
+    assert keras.models.load_model(chief / "model.keras").count_params() > 0
+    assert json.loads((chief / "dvclive/metrics.json").read_text())["step"] == 1
+    assert sorted(p.name for p in other.iterdir()) == ["params.yaml"]  # no model, metrics or backup

@@ -2,10 +2,13 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,3 +36,48 @@ def epochs_backed_up(backup_root):
     """How many epochs the training backup under backup_root holds; 0 when there is none."""
     metadata = list(Path(backup_root).glob("*/training_metadata.json"))
     return json.loads(metadata[0].read_text())["epoch"] if metadata else 0
+
+
+def git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def commit_all(project, message):
+    git(project, "add", "-A")
+    git(project, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", message)
+
+
+def set_param(project, dotted, value):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    *sections, key = dotted.split(".")
+    node = params
+    for section in sections:
+        node = node[section]
+    node[key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def project_copy(path, **params):
+    """A git repo at path with this repo's tracked files and params (dotted name: value) set, committed."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True, text=True)
+    for name in filter(None, tracked.stdout.split("\0")):
+        if (ROOT / name).is_file():
+            (path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, path / name)
+    for dotted, value in params.items():
+        set_param(path, dotted, value)
+    git(path, "init", "-q")
+    commit_all(path, "copy")
+    return path
+
+
+def repro(project, env, *options):
+    """`dvc repro` in project; its stdout and stderr."""
+    result = subprocess.run(["dvc", "repro", *options], cwd=project, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def stages_run(output):
+    return re.findall(r"Running stage '(\w+)'", output)

@@ -1,0 +1,127 @@
+"""Beyond one machine: a team's DVC remote, and a grid of experiments on the queue's workers."""
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+
+from competition_data import competition_files, zip_of
+from workdir import commit_all, environment_without_kaggle, git, project_copy, repro, stages_run
+
+SHARED_OUTPUTS = ["data/raw/train.csv", "data/prepared/train.npz", "models/model.keras",
+                  "submissions/submission.csv", "eval/metrics.json"]
+QUEUE_TIMEOUT_S = 600
+
+
+def dvc(project, env, *args):
+    result = subprocess.run(["dvc", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"dvc {' '.join(args)}:\n{result.stdout}{result.stderr}"
+    return result.stdout
+
+
+
+
+
+
+def test_a_teammate_without_kaggle_pulls_the_team_cache_and_reruns_nothing(kaggle_server, kaggle_env, tmp_path):
+    kaggle_server.zip_bytes = zip_of(competition_files(tmp_path / "files", train_rows=200, test_rows=50))
+    project = project_copy(tmp_path / "project", **{"train.arch": "mlp", "train.epochs": 1})
+    assert "source: using 'kaggle'" in repro(project, kaggle_env)
+    dvc(project, kaggle_env, "remote", "add", "-d", "team", str(tmp_path / "team-remote"))
+    commit_all(project, "kaggle run")  # dvc.lock, the remote in .dvc/config, and the uncached metrics
+    dvc(project, kaggle_env, "push")
+    calls_before_the_teammate = (list(kaggle_server.calls), list(kaggle_server.file_gets))
+
+    teammate = tmp_path / "teammate"
+    git(tmp_path, "clone", "-q", str(project), str(teammate))
+    # No credentials; Kaggle's address is still the fake server's, so any call the teammate made would show there.
+    no_credentials = {k: v for k, v in kaggle_env.items() if k not in ("KAGGLE_USERNAME", "KAGGLE_KEY")}
+    dvc(teammate, no_credentials, "pull")
+    output = repro(teammate, no_credentials)
+
+    assert stages_run(output) == ["source"], output
+    assert "source: using 'kaggle'. No Kaggle credentials were found, but the Kaggle data is already here" in output
+    for stage in ("download", "prepare", "train", "evaluate", "predict"):
+        assert f"Stage '{stage}' didn't change, skipping" in output
+    for name in SHARED_OUTPUTS:
+        assert (teammate / name).read_bytes() == (project / name).read_bytes(), name
+    assert json.loads(dvc(teammate, no_credentials, "status", "--json")) == {"source": ["always changed"]}
+    assert (kaggle_server.calls, kaggle_server.file_gets) == calls_before_the_teammate
+
+
+def queue_tasks(project, env):
+    """{task name: status} from `dvc queue status`."""
+    lines = dvc(project, env, "queue", "status").splitlines()
+    rows = [line.split() for line in lines[1:lines.index("")]] if "" in lines else []
+    return {row[1]: row[-1] for row in rows}
+
+
+def wait_for_queue(project, env):
+    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+    while {"Queued", "Running"} & set((tasks := queue_tasks(project, env)).values()):
+        assert time.monotonic() < deadline, f"the queue is still busy after {QUEUE_TIMEOUT_S} s: {tasks}"
+        time.sleep(3)
+    return tasks
+
+
+def processes_in(folder):
+    """Live processes working in folder or below it: the queue's workers and the stages they run."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if Path(process.cwd()).is_relative_to(folder):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
+def stop_the_queue(project, env):
+    """Stop the workers and whatever they run; returns those still alive 30 s later, which it then kills."""
+    subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=project, env=env, capture_output=True, timeout=120)
+    _, lingering = psutil.wait_procs(processes_in(project), timeout=30)
+    for process in lingering:
+        process.kill()
+    return lingering
+
+
+def experiments_shown(project, env):
+    """{experiment name: (train.learning_rate, val accuracy)} from `dvc exp show --json`."""
+    shown = {}
+    for baseline in json.loads(dvc(project, env, "exp", "show", "--json")):
+        for experiment in baseline.get("experiments") or []:
+            data = experiment["revs"][0]["data"]
+            shown[experiment["name"]] = (data["params"]["params.yaml"]["data"]["train"]["learning_rate"],
+                                         data["metrics"]["eval/metrics.json"]["data"]["val"]["accuracy"])
+    return shown
+
+
+def test_a_queued_grid_runs_on_two_workers_and_exp_show_compares_it(tmp_path):
+    (tmp_path / "home").mkdir()
+    offline = environment_without_kaggle(tmp_path / "home")
+    project = project_copy(tmp_path / "project")
+    queued = dvc(project, offline, "exp", "run", "--queue", "-S", "train.arch=mlp", "-S", "train.epochs=1",
+                 "-S", "train.learning_rate=0.003,0.03")
+    assert queued.count("Queued experiment") == 2, queued
+    try:
+        started = dvc(project, offline, "queue", "start", "-j", "2")
+        tasks = wait_for_queue(project, offline)
+    finally:
+        lingering = stop_the_queue(project, offline)
+    assert "Started '2' new experiments task queue workers" in started
+    assert not lingering, f"still running after `dvc queue stop --kill`: {lingering}"
+    logs = {name: dvc(project, offline, "queue", "logs", name) for name in tasks}
+    assert set(tasks.values()) == {"Success"} and len(tasks) == 2, logs
+
+    shown = experiments_shown(project, offline)
+    assert set(shown) == set(tasks)
+    assert sorted(rate for rate, _ in shown.values()) == [0.003, 0.03]
+    assert all(0 < accuracy <= 1 for _, accuracy in shown.values())
+    assert all("source: using 'sample'" in log for log in logs.values())
+    table = dvc(project, offline, "exp", "show", "--md", "--drop", ".*", "--keep",
+                "Experiment|train.arch|train.epochs|params.yaml:train.learning_rate|val.accuracy|test.accuracy")
+    for column in ("train.arch", "train.epochs", "train.learning_rate", "val.accuracy", "test.accuracy"):
+        assert column in table.splitlines()[0]
+    print(f"\n$ dvc exp show --md ...\n{table}")
