@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from src.atomic import atomic_dir, atomic_path
-from workdir import ROOT
+from workdir import ROOT, ctrl_c_as_in_a_terminal
 
 
 def test_atomic_path_replaces_on_success(tmp_path):
@@ -51,9 +51,8 @@ def test_atomic_dir_keeps_the_old_folder_on_error(tmp_path):
 
 
 WRITER = """
-import signal, sys, time
+import sys, time
 from src.atomic import atomic_dir, atomic_path
-signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal: CI may start us ignoring it
 target = sys.argv[2]
 with (atomic_path if sys.argv[1] == "file" else atomic_dir)(target) as tmp:
     (tmp if sys.argv[1] == "file" else tmp / "train.csv").write_text("half")
@@ -65,7 +64,7 @@ with (atomic_path if sys.argv[1] == "file" else atomic_dir)(target) as tmp:
 def kill_mid_write(kind, target, sig):
     """Start a real process writing target, and send it sig while the write is half done."""
     writer = subprocess.Popen([sys.executable, "-c", WRITER, kind, target], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal)
     assert writer.stdout.readline() == "writing\n"
     writer.send_signal(sig)
     stderr = writer.communicate(timeout=30)[1]

@@ -16,7 +16,7 @@ from kaggle_server import Failure, Outcome
 from src.prepare import DataError
 from src.submit import (COLUMNS, append_row, built_from_sample, check_submission, experiment_of, git_revision,
                         sha256_of, wait_for_outcomes, write_provenance)
-from workdir import ROOT, make_workdir, run_module
+from workdir import ROOT, ctrl_c_as_in_a_terminal, make_workdir, run_module
 
 
 def write(path, header, rows):
@@ -307,7 +307,7 @@ def test_ctrl_c_stops_the_wait_and_leaves_the_row_pending(tmp_path, kaggle_serve
     process = subprocess.Popen(
         [sys.executable, "-m", "src.submit", "-f", submission, "--sample", "sample_submission.csv", "-m", "seed CNN",
          "--poll", "0.05"], cwd=workdir, env={**kaggle_env, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         while "waiting up to 600 s" not in process.stdout.readline():
             assert process.poll() is None, process.stderr.read()

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,8 @@ def repro(project, env, *options):
 
 def stages_run(output):
     return re.findall(r"Running stage '(\w+)'", output)
+
+
+def ctrl_c_as_in_a_terminal():
+    """A Popen preexec_fn: CI may run the tests with SIGINT ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
