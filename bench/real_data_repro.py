@@ -7,6 +7,7 @@ Kaggle-speaking server in tests/, so the run is the one a user with credentials 
 """
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -40,12 +41,13 @@ def main():
         subprocess.run(["dvc", "repro"], cwd=clone, env=env, check=True, capture_output=True)
         timings["no-op repro"] = time.perf_counter() - start
         metrics = json.loads((clone / "eval" / "metrics.json").read_text())
-        rows = sum(1 for _ in open(clone / "submissions" / "submission.csv")) - 1
+        submission = (clone / "submissions" / "submission.csv").read_bytes()
     print("\n| stage | wall time (s) |\n| --- | --- |")
     for stage, seconds in timings.items():
         print(f"| {stage} | {seconds:.1f} |")
+    rows = submission.count(b"\n") - 1
     print(f"\nvalidation accuracy {metrics['val']['accuracy']:.4%} ({metrics['val']['errors']} errors in "
-          f"{metrics['val']['images']}), submission rows {rows}")
+          f"{metrics['val']['images']}), submission rows {rows}, sha256 {hashlib.sha256(submission).hexdigest()}")
 
 
 if __name__ == "__main__":
