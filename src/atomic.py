@@ -60,7 +60,12 @@ def remove_leftovers(path, suffix):
     DVC runs one stage at a time, so no live writer of the same output can own them.
     """
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{suffix}"):
-        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        remove(leftover)
+
+
+def remove(path):
+    """Remove a file or a folder."""
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _umask():

@@ -22,7 +22,7 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from . import models
-from .atomic import atomic_dir, atomic_path
+from .atomic import atomic_dir, atomic_path, remove
 
 
 def train(train_npz, val_npz, model_path, live_dir, params, backup_root, strategy=None):
@@ -37,7 +37,7 @@ def train(train_npz, val_npz, model_path, live_dir, params, backup_root, strateg
     if params["deterministic"]:
         tf.config.experimental.enable_op_determinism()
     strategy = strategy or distribution_strategy(params["strategy"])
-    chief = is_chief(strategy)
+    chief = strategy.extended.should_checkpoint  # the chief, or the only task
     replicas = strategy.num_replicas_in_sync
     train_split, val_split = np.load(train_npz), np.load(val_npz)
     with strategy.scope():
@@ -112,16 +112,6 @@ class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
             return tf.cast(parent.reduce(reduce_op, wide, part_axis), local.dtype)
 
         return tf.nest.map_structure(reduce_part, value)
-
-
-def is_chief(strategy):
-    """The task that writes: the chief, or worker 0 of a cluster without one; the only task of a single machine."""
-    resolver = strategy.cluster_resolver
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().jobs
 
 
 def training_batches(images, labels, batch_size, seed, epoch):
@@ -229,7 +219,7 @@ def backup_dir(root, params, *inputs, remove_others=True):
     if remove_others and root.is_dir():
         for stale in root.iterdir():
             if stale.name != name:
-                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+                remove(stale)
     return root / name
 
 

@@ -1,4 +1,3 @@
-import base64
 import hashlib
 import json
 import math
@@ -17,7 +16,7 @@ from kaggle_server import Failure
 from src.download import COMPETITION_FILES, extract_competition_files, write_sample
 from src.kaggle_access import KaggleError
 from src.prepare import read_submission, read_test, read_train
-from workdir import ROOT, environment_without_kaggle, make_workdir, run_module
+from workdir import ROOT, assert_no_secret, environment_without_kaggle, make_workdir, run_module
 
 QUICK_RETRY = {"attempts": 3, "backoff_seconds": 0.01}
 
@@ -83,13 +82,6 @@ def run_download_without_pauses(workdir, env):
                           env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
 
 
-def assert_no_secrets(result, env):
-    """Neither the key nor the Basic Authorization value built from it is in the output."""
-    basic = base64.b64encode(f"{env['KAGGLE_USERNAME']}:{env['KAGGLE_KEY']}".encode()).decode()
-    output = result.stdout + result.stderr
-    assert env["KAGGLE_KEY"] not in output and basic not in output
-
-
 def assert_raw_files_are(workdir, files):
     for name in COMPETITION_FILES:
         assert (workdir / "data" / "raw" / name).read_bytes() == (files / name).read_bytes()
@@ -105,7 +97,7 @@ def test_kaggle_download_is_byte_identical(tmp_path, kaggle_server, kaggle_env, 
     workdir = kaggle_workdir(tmp_path)
     result = run_download(workdir, kaggle_env)
     assert result.returncode == 0, result.stderr
-    assert_no_secrets(result, kaggle_env)
+    assert_no_secret(kaggle_env, result.stdout + result.stderr)
     expected = dict(line.split()[::-1] for line in (SHARED_DATA / "SHA256SUMS").read_text().splitlines())
     for name in ("train.csv", "test.csv", "sample_submission.csv"):
         assert hashlib.sha256((workdir / "data" / "raw" / name).read_bytes()).hexdigest() == expected[name]
@@ -130,7 +122,7 @@ def test_kaggle_refusals_say_what_to_do(tmp_path, kaggle_server, kaggle_env, sta
     assert message.startswith("download: error: ") and advice in message
     assert kaggle_server.calls == ["DownloadDataFiles"]  # a refusal is final: not retried
     assert not (workdir / "data" / "raw").exists()
-    assert_no_secrets(result, kaggle_env)
+    assert_no_secret(kaggle_env, result.stdout + result.stderr)
 
 
 def test_an_unknown_competition_points_at_params(tmp_path, kaggle_server, kaggle_env):
@@ -141,7 +133,7 @@ def test_an_unknown_competition_points_at_params(tmp_path, kaggle_server, kaggle
                                           "check data.competition in params.yaml."]
     assert kaggle_server.calls == ["DownloadDataFiles"]
     assert data_left(workdir) == ["source.json"]
-    assert_no_secrets(result, kaggle_env)
+    assert_no_secret(kaggle_env, result.stdout + result.stderr)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +159,7 @@ def test_passing_server_errors_are_retried_until_the_download_succeeds(tmp_path,
     assert kaggle_server.calls == ["DownloadDataFiles"] * (failure.times + 1)
     assert_raw_files_are(workdir, files)
     assert data_left(workdir) == ["raw", *(f"raw/{name}" for name in sorted(COMPETITION_FILES)), "source.json"]
-    assert_no_secrets(result, kaggle_env)
+    assert_no_secret(kaggle_env, result.stdout + result.stderr)
 
 
 @pytest.mark.parametrize(
@@ -191,7 +183,7 @@ def test_a_lasting_server_error_ends_in_one_line_after_the_last_attempt(tmp_path
     assert message == f"download: error: {advice}"
     assert kaggle_server.calls == ["DownloadDataFiles"] * 3
     assert data_left(workdir) == ["source.json"]
-    assert_no_secrets(result, kaggle_env)
+    assert_no_secret(kaggle_env, result.stdout + result.stderr)
 
 
 def test_a_download_broken_once_is_resumed_byte_identical(tmp_path, kaggle_server, kaggle_env):
@@ -207,7 +199,7 @@ def test_a_download_broken_once_is_resumed_byte_identical(tmp_path, kaggle_serve
     assert kaggle_server.calls == ["DownloadDataFiles"]
     assert_raw_files_are(workdir, files)
     assert data_left(workdir) == ["raw", *(f"raw/{name}" for name in sorted(COMPETITION_FILES)), "source.json"]
-    assert_no_secrets(result, kaggle_env)
+    assert_no_secret(kaggle_env, result.stdout + result.stderr)
 
 
 def test_a_download_that_always_breaks_leaves_no_partial_file(tmp_path, kaggle_server, kaggle_env):
@@ -220,7 +212,7 @@ def test_a_download_that_always_breaks_leaves_no_partial_file(tmp_path, kaggle_s
                                           "check the network connection, then try again."]
     assert len(kaggle_server.file_gets) > 1  # the client did try again before giving up
     assert data_left(workdir) == ["source.json"]
-    assert_no_secrets(result, kaggle_env)
+    assert_no_secret(kaggle_env, result.stdout + result.stderr)
 
 
 @pytest.mark.parametrize(
@@ -238,7 +230,7 @@ def test_a_bad_archive_from_kaggle_is_refused(tmp_path, kaggle_server, kaggle_en
     assert result.returncode != 0
     assert result.stderr.splitlines() == [f"download: error: {advice}"]
     assert data_left(workdir) == ["source.json"]
-    assert_no_secrets(result, kaggle_env)
+    assert_no_secret(kaggle_env, result.stdout + result.stderr)
 
 
 def test_the_clients_verbose_mode_does_not_print_the_key(tmp_path, kaggle_server, kaggle_env):
@@ -248,7 +240,7 @@ def test_the_clients_verbose_mode_does_not_print_the_key(tmp_path, kaggle_server
     result = run_download(workdir, {**kaggle_env, "VERBOSE": "1"})
     assert result.returncode == 0, result.stderr
     assert kaggle_server.auth_headers  # the key was sent, so there was something to leak
-    assert_no_secrets(result, kaggle_env)
+    assert_no_secret(kaggle_env, result.stdout + result.stderr)
 
 
 def test_kaggle_without_credentials_says_how_to_get_them(tmp_path):

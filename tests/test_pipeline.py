@@ -1,6 +1,5 @@
 """End to end: `dvc repro` in a temporary git copy of this repo, on the offline sample, one epoch."""
 
-import base64
 import hashlib
 import os
 import signal
@@ -13,7 +12,8 @@ import yaml
 
 from competition_data import zip_of
 from src.submit import check_submission
-from workdir import environment_without_kaggle, epochs_backed_up, project_copy, repro, set_param, stages_run
+from workdir import (assert_no_secret, environment_without_kaggle, epochs_backed_up, kaggle_secrets, project_copy, repro,
+                     set_param, stages_run)
 
 OUTPUTS = ["data/raw/train.csv", "data/raw/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
            "models/model.keras", "submissions/submission.csv"]
@@ -149,13 +149,12 @@ def assert_nothing_holds_the_key(project, output, env):
 
     That is every file under the project but git's and the sources (the tests hold the fake key).
     """
-    key = env["KAGGLE_KEY"].encode()
-    basic = base64.b64encode(f"{env['KAGGLE_USERNAME']}:{env['KAGGLE_KEY']}".encode())
+    secrets = [secret.encode() for secret in kaggle_secrets(env)]
     sources = set(subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True).stdout.split())
     files = [path for path in project.rglob("*") if path.is_file() and ".git" not in path.relative_to(project).parts
              and str(path.relative_to(project)) not in sources]
     assert any(path.name == "dvc.lock" for path in files) and len(files) > 20
     for path in files:
         data = path.read_bytes()
-        assert key not in data and basic not in data, path
-    assert key.decode() not in output and basic.decode() not in output
+        assert not any(secret in data for secret in secrets), path
+    assert_no_secret(env, output)

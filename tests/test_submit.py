@@ -1,4 +1,3 @@
-import base64
 import csv
 import hashlib
 import json
@@ -16,7 +15,7 @@ from kaggle_server import Failure, Outcome
 from src.prepare import DataError
 from src.submit import (COLUMNS, append_row, built_from_sample, check_submission, experiment_of, git_revision,
                         sha256_of, wait_for_outcomes, write_provenance)
-from workdir import ROOT, ctrl_c_as_in_a_terminal, make_workdir, run_module
+from workdir import ROOT, assert_no_secret, ctrl_c_as_in_a_terminal, git, make_workdir, run_module
 
 
 def write(path, header, rows):
@@ -182,19 +181,7 @@ def leaderboard(workdir):
         return list(csv.DictReader(file))
 
 
-def assert_no_key(env, *texts):
-    """Neither the key nor the Basic credentials made of it appear in any of texts."""
-    basic = base64.b64encode(f"{env['KAGGLE_USERNAME']}:{env['KAGGLE_KEY']}".encode()).decode()
-    for text in texts:
-        assert env["KAGGLE_KEY"] not in text and basic not in text
-
-
-def git(repo, *args, input=None):
-    return subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args], cwd=repo,
-                          input=input, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def commit_all(repo):
+def commit_all_but_the_submission(repo):
     """Commit every file in repo but submission.csv, a DVC output (git-ignored in the project); the short hash."""
     git(repo, "init", "-q")
     git(repo, "add", "--all", ":!submission.csv")
@@ -205,7 +192,7 @@ def commit_all(repo):
 def test_a_scored_submission_is_recorded_with_what_made_it_and_the_next_is_appended(tmp_path, kaggle_server,
                                                                                        kaggle_env):
     workdir, submission = project(tmp_path)
-    revision = commit_all(workdir)
+    revision = commit_all_but_the_submission(workdir)
     env = {**kaggle_env, "DVC_EXP_NAME": ""}
     kaggle_server.pending_polls = 1
     before = datetime.now(timezone.utc).replace(microsecond=0)
@@ -238,7 +225,7 @@ def test_a_scored_submission_is_recorded_with_what_made_it_and_the_next_is_appen
     assert (second_row["ref"], second_row["public_score"], second_row["git_rev"]) == ("1002", "0.98000",
                                                                                       f"{revision}+dirty")
     assert json.loads(second_row["params"])["train.epochs"] == 20
-    assert_no_key(env, text, result.stdout + result.stderr)
+    assert_no_secret(env, text, result.stdout + result.stderr)
 
 
 def test_a_submission_kaggle_cannot_score_is_recorded_as_error_and_fails(tmp_path, kaggle_server, kaggle_env):
@@ -256,7 +243,7 @@ def test_a_submission_kaggle_cannot_score_is_recorded_as_error_and_fails(tmp_pat
     assert submission.exists()
     text = (submission.parent / "submissions" / "leaderboard.csv").read_text()
     print(text)
-    assert_no_key(env, text, result.stdout + result.stderr)
+    assert_no_secret(env, text, result.stdout + result.stderr)
 
 
 def test_a_submission_still_pending_when_the_wait_ends_is_refreshed_later(tmp_path, kaggle_server, kaggle_env):
@@ -362,7 +349,7 @@ def test_the_revision_is_dirty_for_changed_tracked_files_but_not_for_the_leaderb
     (tmp_path / "params.yaml").write_text("train:\n  epochs: 10\n")
     (tmp_path / "submissions").mkdir()
     (tmp_path / "submissions" / "leaderboard.csv").write_text("submitted_at\n")
-    revision = commit_all(tmp_path)
+    revision = commit_all_but_the_submission(tmp_path)
     (tmp_path / "notes.txt").write_text("untracked")
     assert git_revision() == revision
     (tmp_path / "submissions" / "leaderboard.csv").write_text("submitted_at\nrecorded\n")
@@ -377,7 +364,7 @@ def test_the_experiment_is_the_one_whose_dvc_lock_holds_the_file(tmp_path, monke
     submission = write(tmp_path / "submission.csv", ["ImageId", "Label"], [(1, 3)])
     assert experiment_of(submission, environ={}) == ""  # not a git repository
     (tmp_path / "params.yaml").write_text("train:\n  epochs: 10\n")
-    commit_all(tmp_path)
+    commit_all_but_the_submission(tmp_path)
     baseline = git(tmp_path, "rev-parse", "HEAD")
     md5 = hashlib.md5(submission.read_bytes()).hexdigest()
     for name, lock_md5 in [("lucky-seed", md5), ("other-run", "0" * 32)]:

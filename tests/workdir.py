@@ -1,5 +1,6 @@
 """Run a stage module the way DVC does: a subprocess in a folder with params.yaml."""
 
+import base64
 import json
 import os
 import re
@@ -12,6 +13,18 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def kaggle_secrets(env):
+    """The key in a test's Kaggle environment, and the Basic Authorization value the client builds from it."""
+    return env["KAGGLE_KEY"], base64.b64encode(f"{env['KAGGLE_USERNAME']}:{env['KAGGLE_KEY']}".encode()).decode()
+
+
+def assert_no_secret(env, *texts):
+    """Neither of kaggle_secrets(env) is in any of texts."""
+    for text in texts:
+        for secret in kaggle_secrets(env):
+            assert secret not in text
 
 
 def environment_without_kaggle(home):
@@ -39,13 +52,15 @@ def epochs_backed_up(backup_root):
     return json.loads(metadata[0].read_text())["epoch"] if metadata else 0
 
 
-def git(cwd, *args):
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+def git(cwd, *args, input=None):
+    """git's stdout, stripped; commits are made as a test user."""
+    return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd=cwd,
+                          input=input, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def commit_all(project, message):
     git(project, "add", "-A")
-    git(project, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", message)
+    git(project, "commit", "-qm", message)
 
 
 def set_param(project, dotted, value):
