@@ -10,7 +10,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the stage log
 
-import keras
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ import yaml
 from sklearn.metrics import accuracy_score, classification_report, log_loss
 
 from .atomic import atomic_dir, atomic_path
+from .predict import member_paths, member_probabilities
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
@@ -63,15 +63,20 @@ def plot_misclassified(images, labels, probabilities, path, limit):
     plt.close(figure)
 
 
-def evaluate(model_path, val_npz, test_npz, metrics_path, report_path, plots_dir, max_misclassified):
-    model = keras.models.load_model(model_path)
+def evaluate(model_paths, val_npz, test_npz, metrics_path, report_path, plots_dir, max_misclassified):
+    """Score the ensemble of model_paths, and with two or more members each member alone."""
     metrics, reports = {}, []
     with atomic_dir(plots_dir) as plots:
         (plots / "confusion").mkdir()
         (plots / "misclassified").mkdir()
         for name, (images, labels) in labelled_splits(val_npz, test_npz).items():
-            probabilities = model.predict(images, batch_size=1024, verbose=0)
+            members = member_probabilities(model_paths, images, batch_size=1024)
+            probabilities = members.mean(axis=0)
             metrics[name] = score(labels, probabilities)
+            if len(model_paths) > 1:
+                metrics[name]["members"] = {
+                    Path(path).stem: score(labels, alone)["accuracy"] for path, alone in zip(model_paths, members)
+                }
             reports.append(f"{name}\n{classification_report(labels, probabilities.argmax(axis=1), digits=4)}")
             pd.DataFrame({"actual": labels, "predicted": probabilities.argmax(axis=1)}).to_csv(
                 plots / "confusion" / f"{name}.csv", index=False
@@ -87,17 +92,26 @@ def evaluate(model_path, val_npz, test_npz, metrics_path, report_path, plots_dir
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_path")
+    parser.add_argument("members_dir", help="the train stages' models, <seed>.keras")
     parser.add_argument("prepared_dir")
     parser.add_argument("eval_dir", help="gets metrics.json, classification_report.txt and plots/")
     args = parser.parse_args()
-    params = yaml.safe_load(Path("params.yaml").read_text())["evaluate"]
+    params = yaml.safe_load(Path("params.yaml").read_text())
     prepared, out = Path(args.prepared_dir), Path(args.eval_dir)
-    metrics = evaluate(args.model_path, prepared / "val.npz", prepared / "test.npz", out / "metrics.json",
-                       out / "classification_report.txt", out / "plots", params["max_misclassified"])
+    try:
+        models = member_paths(args.members_dir, params["ensemble"]["seeds"])
+    except FileNotFoundError as error:
+        raise SystemExit(f"evaluate: error: {error}") from None
+    if params["train"]["final_fit"]:
+        print("evaluate: warning: train.final_fit trained on the validation split too, so its scores flatter the "
+              "model; the validated run's are the honest ones")
+    metrics = evaluate(models, prepared / "val.npz", prepared / "test.npz", out / "metrics.json",
+                       out / "classification_report.txt", out / "plots", params["evaluate"]["max_misclassified"])
     for name, values in metrics.items():
         print(f"evaluate: {name}: accuracy {values['accuracy']:.4%}, loss {values['loss']:.4f}, "
-              f"{values['errors']} errors in {values['images']} images")
+              f"{values['errors']} errors in {values['images']} images"
+              + (f"; members alone: {', '.join(f'{a:.4%}' for a in values['members'].values())}"
+                 if "members" in values else ""))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage `predict`: label test.csv and write a Kaggle-ready submission.csv."""
+"""Stage `predict`: label test.csv with the ensemble and write a Kaggle-ready submission.csv."""
 
 import argparse
 import json
@@ -17,15 +17,31 @@ from .prepare import DataError
 from .submit import check_submission, write_provenance
 
 
-def predict(model_path, test_npz, sample_csv, source, submission_csv, batch_size):
-    """Write submission_csv (ImageId 1..N, Label); it is checked against sample_csv before it lands.
+def member_paths(members_dir, seeds):
+    """The ensemble's models, one per seed in params.yaml `ensemble.seeds`, as the train stages write them."""
+    paths = [Path(members_dir) / f"{seed}.keras" for seed in seeds]
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise FileNotFoundError(f"no trained member {', '.join(missing)}; `dvc repro` trains it")
+    return paths
+
+
+def member_probabilities(model_paths, images, batch_size):
+    """Each member's softmax outputs, (members, N, 10); the ensemble's are their mean over axis 0."""
+    return np.stack(
+        [keras.models.load_model(path).predict(images, batch_size=batch_size, verbose=0) for path in model_paths]
+    )
+
+
+def predict(model_paths, test_npz, sample_csv, source, submission_csv, batch_size):
+    """Write submission_csv (ImageId 1..N, Label) from the ensemble of model_paths; it is
+    checked against sample_csv before it lands.
 
     Then its provenance sidecar records `source` ("kaggle" or "sample"), so that submit can
     refuse a file built from the offline sample.
     """
-    model = keras.models.load_model(model_path)
     images = np.load(test_npz)["x"]
-    labels = model.predict(images, batch_size=batch_size, verbose=0).argmax(axis=1)
+    labels = member_probabilities(model_paths, images, batch_size).mean(axis=0).argmax(axis=1)
     submission = pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels})
     with atomic_path(submission_csv) as tmp:
         submission.to_csv(tmp, index=False)
@@ -39,18 +55,18 @@ def predict(model_path, test_npz, sample_csv, source, submission_csv, batch_size
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model_path")
+    parser.add_argument("members_dir", help="the train stages' models, <seed>.keras")
     parser.add_argument("test_npz")
     parser.add_argument("sample_csv", help="the competition's sample_submission.csv")
     parser.add_argument("source_json", help="the `source` stage's decision, recorded beside the submission")
     parser.add_argument("submission_csv")
     args = parser.parse_args()
-    params = yaml.safe_load(Path("params.yaml").read_text())["predict"]
+    params = yaml.safe_load(Path("params.yaml").read_text())
     source = json.loads(Path(args.source_json).read_text())["source"]
     try:
-        submission = predict(args.model_path, args.test_npz, args.sample_csv, source, args.submission_csv,
-                             params["batch_size"])
-    except DataError as error:
+        submission = predict(member_paths(args.members_dir, params["ensemble"]["seeds"]), args.test_npz,
+                             args.sample_csv, source, args.submission_csv, params["predict"]["batch_size"])
+    except (DataError, FileNotFoundError) as error:
         raise SystemExit(f"predict: error: {error}") from None
     print(f"predict: wrote {len(submission)} rows, built from the {source} data, to {args.submission_csv}")
 

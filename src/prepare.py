@@ -8,7 +8,6 @@ import numpy as np
 import pyarrow
 import pyarrow.csv
 import yaml
-from sklearn.model_selection import train_test_split
 
 from .atomic import atomic_path
 
@@ -157,6 +156,9 @@ def read_submission(path, rows=None):
 
 def split(images, labels, val_fraction, seed):
     """Stratified, seeded split into (train, validation) pairs of (images, labels)."""
+    # Imported here: scikit-learn takes 2 s to load, and download and submit use this module too.
+    from sklearn.model_selection import train_test_split
+
     train_idx, val_idx = train_test_split(
         np.arange(len(labels)), test_size=val_fraction, stratify=labels, random_state=seed
     )

@@ -1,4 +1,4 @@
-"""Stage `train`: fit the chosen Keras model on the train split, watching the validation split.
+"""Stage `train@<seed>`: fit one ensemble member on the train split, watching the validation split.
 
 Training survives a kill: the state after each epoch is backed up, and the next run with
 the same params and data resumes from it and ends with the same model as an
@@ -25,39 +25,47 @@ from . import models
 from .atomic import atomic_dir, atomic_path, remove
 
 
-def train(train_npz, val_npz, model_path, live_dir, params, backup_root, strategy=None):
-    """Train per `params` (the `train` section of params.yaml), save the model and log each epoch.
+def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, strategy=None, callbacks=()):
+    """Train per `params` (the `train` section of params.yaml) from `seed`, save the model and log each epoch.
 
-    An unfinished run's backup under backup_root is resumed when params, data and code are
-    unchanged, and discarded otherwise. `strategy` defaults to the one train.strategy picks;
-    with several workers only the chief writes the model, the metrics and the backup, and
-    every worker resumes from the chief's backup.
+    With params["final_fit"] the model trains on the train and validation splits together,
+    for the epochs that a validated run with the same params took, and watches nothing.
+    An unfinished run's backup under backup_root is resumed when params, seed, data and code
+    are unchanged, and discarded otherwise. `strategy` defaults to the one train.strategy
+    picks; with several workers only the chief writes the model, the metrics and the
+    backup, and every worker resumes from the chief's backup. `callbacks` go to model.fit too.
     """
-    keras.utils.set_random_seed(params["seed"])
+    if params["final_fit"] and params["schedule"] == "plateau" and params["reduce_lr"]["monitor"].startswith("val_"):
+        raise ValueError("train.final_fit leaves no validation split for the plateau schedule to watch; "
+                         "set train.schedule to exponential or one_cycle, as validated")
+    keras.utils.set_random_seed(seed)
     if params["deterministic"]:
         tf.config.experimental.enable_op_determinism()
     strategy = strategy or distribution_strategy(params["strategy"])
     chief = strategy.extended.should_checkpoint  # the chief, or the only task
     replicas = strategy.num_replicas_in_sync
-    train_split, val_split = np.load(train_npz), np.load(val_npz)
+    batch_size = params["batch_size"] * replicas  # batch_size and learning_rate are per replica
+    images, labels, validation = training_data(np.load(train_npz), np.load(val_npz), params["final_fit"])
     with strategy.scope():
-        model = models.build_model(params["arch"])
+        model = build_in_precision(params["arch"], params["augment"], precision_policy(params["precision"]))
         model.compile(
-            # batch_size and learning_rate are per replica: both grow with the replica count.
-            optimizer=keras.optimizers.get(
-                {"class_name": params["optimizer"], "config": {"learning_rate": params["learning_rate"] * replicas}}
-            ),
+            optimizer=keras.optimizers.get({
+                "class_name": params["optimizer"],
+                "config": {"learning_rate": learning_rate(params, replicas, -(-len(labels) // batch_size))},
+            }),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
+            jit_compile=params["jit_compile"],  # auto: Keras's choice, which leaves XLA off on a CPU
         )
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    reduce_lr = keras.callbacks.ReduceLROnPlateau(**params["reduce_lr"])
-    backup = TrainingBackup(backup_dir(backup_root, params, train_npz, val_npz, remove_others=chief), reduce_lr,
-                            live_dir, writes=chief)
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(**params["reduce_lr"]) if params["schedule"] == "plateau" else None
+    fingerprint_params = {**params, "seed": seed}
+    backup = TrainingBackup(backup_dir(backup_root, fingerprint_params, train_npz, val_npz, remove_others=chief),
+                            reduce_lr, live_dir, writes=chief)
     resumed_epoch = backup.saved_epoch()
     if resumed_epoch:
         print(f"train: resuming after epoch {resumed_epoch} from the backup in {backup.backup_dir}", flush=True)
-    callbacks = [EpochSeeds(epoch), reduce_lr]
+    callbacks = [EpochSeeds(epoch), reduce_lr or LearningRateLog(), *callbacks]
     if chief:
         if resumed_epoch:
             backup.restore_log()
@@ -66,10 +74,10 @@ def train(train_npz, val_npz, model_path, live_dir, params, backup_root, strateg
         live.step = resumed_epoch
         callbacks.append(DVCLiveCallback(live=live))
     model.fit(
-        training_batches(train_split["x"], train_split["y"], params["batch_size"] * replicas, params["seed"], epoch),
+        training_batches(images, labels, batch_size, seed, epoch),
         epochs=params["epochs"],
         shuffle=False,  # training_batches shuffles
-        validation_data=(val_split["x"], val_split["y"]),
+        validation_data=validation,
         # The backup copies what the logger wrote for the epoch, so it must come after it.
         callbacks=[*callbacks, backup],
         verbose=2,
@@ -78,6 +86,67 @@ def train(train_npz, val_npz, model_path, live_dir, params, backup_root, strateg
         with atomic_path(model_path) as tmp:
             model.save(tmp)
     return model
+
+
+def precision_policy(name):
+    """The Keras dtype policy that train.precision names; auto picks by device.
+
+    auto: mixed_bfloat16 on GPUs with bfloat16 tensor cores (compute capability 8 and up),
+    mixed_float16 on 7.x, else float32: CPUs without native 16-bit math run it slower.
+    """
+    if name != "auto":
+        return name
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "float32"
+    major, _ = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+    return "mixed_bfloat16" if major >= 8 else "mixed_float16" if major >= 7 else "float32"
+
+
+def build_in_precision(arch, augment, policy):
+    """models.build_model under the dtype policy, leaving the global policy as it was."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        return models.build_model(arch, augment)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def training_data(train_split, val_split, final_fit):
+    """(images, labels, validation data) to fit on: the train split, watching the validation
+    split; or, for a final fit, both splits together, watching nothing."""
+    if not final_fit:
+        return train_split["x"], train_split["y"], (val_split["x"], val_split["y"])
+    return np.concatenate([train_split["x"], val_split["x"]]), np.concatenate([train_split["y"], val_split["y"]]), None
+
+
+def learning_rate(params, replicas, steps_per_epoch):
+    """The optimizer's learning rate: a number that ReduceLROnPlateau lowers, or a schedule by step.
+
+    exponential: learning_rate × decay_rate^epoch. one_cycle: a linear warm-up from a tenth
+    of learning_rate to learning_rate over warmup_fraction of the steps, then a cosine
+    down to zero.
+    """
+    peak = params["learning_rate"] * replicas
+    schedule = params["schedule"]
+    if schedule == "plateau":
+        return peak
+    if schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(peak, steps_per_epoch, params["decay_rate"], staircase=True)
+    if schedule == "one_cycle":
+        steps = steps_per_epoch * params["epochs"]
+        warmup_steps = round(steps * params["warmup_fraction"])
+        return keras.optimizers.schedules.CosineDecay(peak / 10, steps - warmup_steps, warmup_target=peak,
+                                                      warmup_steps=warmup_steps)
+    raise ValueError(f"train.schedule is {schedule!r}; it must be plateau, exponential or one_cycle")
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Logs the scheduled learning rate each epoch, as ReduceLROnPlateau does its own."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
 def distribution_strategy(name):
@@ -172,6 +241,7 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, backup_dir, reduce_lr, live_dir, writes):
+        """reduce_lr: the run's ReduceLROnPlateau, or None when a schedule sets the rate."""
         super().__init__(str(backup_dir), delete_checkpoint=writes)
         self.writes = writes  # False on the workers that are not the chief: they only restore
         self.reduce_lr = reduce_lr
@@ -190,7 +260,7 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)  # restores weights, optimizer state and the epoch
-        if self.state_path.exists():
+        if self.reduce_lr and self.state_path.exists():
             vars(self.reduce_lr).update(json.loads(self.state_path.read_text()))
 
     def _save_model(self):
@@ -200,8 +270,9 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
             self.model.save_weights(tmp / Path(self._weights_path).name)
             metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
             (tmp / Path(self._training_metadata_path).name).write_text(json.dumps(metadata))
-            state = {name: getattr(self.reduce_lr, name) for name in ("best", "wait", "cooldown_counter")}
-            (tmp / self.state_path.name).write_text(json.dumps(state, default=float))  # best may be a NumPy float
+            if self.reduce_lr:
+                state = {name: getattr(self.reduce_lr, name) for name in ("best", "wait", "cooldown_counter")}
+                (tmp / self.state_path.name).write_text(json.dumps(state, default=float))  # best may be a NumPy float
             shutil.copytree(self.live_dir, tmp / self.live_copy.name)
 
 
@@ -225,6 +296,7 @@ def backup_dir(root, params, *inputs, remove_others=True):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, required=True, help="the ensemble member's seed: weights, order, dropout")
     parser.add_argument("prepared_dir")
     parser.add_argument("model_path")
     parser.add_argument("live_dir", help="dvclive's folder for per-epoch metrics and plots")
@@ -232,7 +304,8 @@ def main():
     args = parser.parse_args()
     params = yaml.safe_load(Path("params.yaml").read_text())["train"]
     prepared = Path(args.prepared_dir)
-    train(prepared / "train.npz", prepared / "val.npz", args.model_path, args.live_dir, params, args.backup_root)
+    train(prepared / "train.npz", prepared / "val.npz", args.model_path, args.live_dir, params, args.seed,
+          args.backup_root)
 
 
 if __name__ == "__main__":

@@ -51,8 +51,9 @@ def prepared_dir(tmp_path_factory):
 
 
 TINY_TRAIN = {
-    "arch": "cnn", "optimizer": "adam", "learning_rate": 0.001, "epochs": 2, "batch_size": 32, "seed": 1,
-    "strategy": "auto", "deterministic": True,
+    "arch": "cnn", "augment": {"rotation": 0, "zoom": 0, "shift": 0}, "optimizer": "adam", "learning_rate": 0.001,
+    "schedule": "plateau", "decay_rate": 0.95, "warmup_fraction": 0.3, "epochs": 2, "batch_size": 32,
+    "final_fit": False, "precision": "auto", "jit_compile": "auto", "strategy": "auto", "deterministic": True,
     "reduce_lr": {"monitor": "val_accuracy", "factor": 0.5, "patience": 3, "min_lr": 1e-5},
 }
 
@@ -63,6 +64,18 @@ def trained_model(prepared_dir, tmp_path_factory):
     from src.train import train
 
     out = tmp_path_factory.mktemp("trained")
-    train(prepared_dir / "train.npz", prepared_dir / "val.npz", out / "model.keras", out / "dvclive", TINY_TRAIN,
+    train(prepared_dir / "train.npz", prepared_dir / "val.npz", out / "model.keras", out / "dvclive", TINY_TRAIN, 1,
           out / "backup")
     return out / "model.keras"
+
+
+@pytest.fixture(scope="session")
+def second_member(prepared_dir, tmp_path_factory):
+    """An MLP trained from another seed, to make trained_model an ensemble of two; returns its .keras path."""
+    from src.train import train
+
+    out = tmp_path_factory.mktemp("second")
+    params = {**TINY_TRAIN, "arch": "mlp", "epochs": 3}
+    train(prepared_dir / "train.npz", prepared_dir / "val.npz", out / "2.keras", out / "dvclive", params, 2,
+          out / "backup")
+    return out / "2.keras"

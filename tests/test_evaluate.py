@@ -1,5 +1,6 @@
 import json
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +18,7 @@ def test_score():
 
 
 def test_evaluate_writes_metrics_report_and_plots(trained_model, prepared_dir, tmp_path):
-    metrics = evaluate(trained_model, prepared_dir / "val.npz", prepared_dir / "test.npz", tmp_path / "metrics.json",
+    metrics = evaluate([trained_model], prepared_dir / "val.npz", prepared_dir / "test.npz", tmp_path / "metrics.json",
                        tmp_path / "classification_report.txt", tmp_path / "plots", max_misclassified=20)
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert set(metrics) == {"val", "test"}  # the test split has labels here, as in the offline sample
@@ -34,7 +35,7 @@ def test_evaluate_writes_metrics_report_and_plots(trained_model, prepared_dir, t
 def test_without_test_labels_only_validation_is_scored(trained_model, prepared_dir, tmp_path):
     test = np.load(prepared_dir / "test.npz")
     np.savez(tmp_path / "test.npz", x=test["x"])
-    metrics = evaluate(trained_model, prepared_dir / "val.npz", tmp_path / "test.npz", tmp_path / "metrics.json",
+    metrics = evaluate([trained_model], prepared_dir / "val.npz", tmp_path / "test.npz", tmp_path / "metrics.json",
                        tmp_path / "report.txt", tmp_path / "plots", max_misclassified=20)
     assert set(metrics) == {"val"}
     assert sorted(p.name for p in (tmp_path / "plots" / "confusion").iterdir()) == ["val.csv"]
@@ -47,3 +48,15 @@ def test_misclassified_grid(tmp_path, wrong):
     probabilities = np.eye(10)[np.r_[(labels[:wrong] + 1) % 10, labels[wrong:]]]
     plot_misclassified(images, labels, probabilities, tmp_path / "grid.png", limit=50)
     assert (tmp_path / "grid.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_an_ensemble_is_scored_with_each_member_alone(trained_model, second_member, prepared_dir, tmp_path):
+    metrics = evaluate([trained_model, second_member], prepared_dir / "val.npz", prepared_dir / "test.npz",
+                       tmp_path / "metrics.json", tmp_path / "report.txt", tmp_path / "plots", max_misclassified=20)
+    val = np.load(prepared_dir / "val.npz")
+    alone = {}
+    for path in (trained_model, second_member):
+        predicted = keras.models.load_model(path).predict(val["x"], verbose=0).argmax(axis=1)
+        alone[path.stem] = float((predicted == val["y"]).mean())
+    assert metrics["val"]["members"] == alone
+    assert metrics["val"]["errors"] == len(val["y"]) - round(metrics["val"]["accuracy"] * len(val["y"]))

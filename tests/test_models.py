@@ -1,10 +1,13 @@
 import numpy as np
 import pytest
+from keras import layers
 
 from src.models import build_model
 
 
-@pytest.mark.parametrize("arch, parameters", [("cnn", 1_659_146), ("mlp", 109_386)])
+@pytest.mark.parametrize("arch, parameters", [
+    ("cnn", 1_659_146), ("bn_cnn", 327_242), ("compact_cnn", 70_746), ("mlp", 109_386),
+])
 def test_architectures(arch, parameters):
     model = build_model(arch)
     # The seed CNN: conv 5x5x32 (832) + conv 5x5x64 (51,264) + dense 12,544x128 (1,605,760) + dense 10 (1,290).
@@ -15,6 +18,28 @@ def test_architectures(arch, parameters):
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
 
+def test_augmentation_moves_the_digits_while_training_only():
+    model = build_model("mlp", {"rotation": 10, "zoom": 0.1, "shift": 0.1})
+    augmentation = model.layers[1:4]
+    assert [type(layer) for layer in augmentation] == [layers.RandomRotation, layers.RandomZoom,
+                                                       layers.RandomTranslation]
+    assert augmentation[0].factor == pytest.approx((-10 / 360, 10 / 360))  # a fraction of a full turn
+    digits = np.zeros((8, 28, 28, 1), np.float32)
+    digits[:, 10:18, 12:16] = 1
+    for layer in augmentation:
+        assert np.array_equal(layer(digits, training=False), digits)
+        moved = np.asarray(layer(digits, training=True))
+        assert not np.allclose(moved, digits) and moved.min() == 0  # the border is filled with background
+    images = (digits * 255).astype(np.uint8)
+    assert np.array_equal(model(images, training=False), model(images, training=False))
+    assert not np.allclose(model(images, training=True), model(images, training=False))
+
+
+def test_no_augmentation_adds_no_layers():
+    assert [type(layer) for layer in build_model("mlp", {"rotation": 0, "zoom": 0, "shift": 0}).layers[:2]] == [
+        layers.Rescaling, layers.Flatten]
+
+
 def test_an_unknown_arch_is_refused():
-    with pytest.raises(ValueError, match="train.arch is 'resnet'; it must be one of cnn, mlp"):
+    with pytest.raises(ValueError, match="train.arch is 'resnet'; it must be one of cnn, bn_cnn, compact_cnn, mlp"):
         build_model("resnet")

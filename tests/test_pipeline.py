@@ -4,6 +4,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -12,11 +13,12 @@ import yaml
 
 from competition_data import zip_of
 from src.submit import check_submission
-from workdir import (assert_no_secret, environment_without_kaggle, epochs_backed_up, kaggle_secrets, project_copy, repro,
+from workdir import (ROOT, assert_no_secret, environment_without_kaggle, epochs_backed_up, kaggle_secrets, project_copy, repro,
                      set_param, stages_run)
 
 OUTPUTS = ["data/raw/train.csv", "data/raw/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
-           "models/model.keras", "submissions/submission.csv"]
+           "models/members/42.keras", "submissions/submission.csv"]
+ALL_STAGES = ["source", "download", "prepare", "train@42", "evaluate", "predict"]
 
 
 
@@ -46,7 +48,7 @@ def first_repro(project, offline_env):
 
 
 def test_first_repro_runs_every_stage_on_the_sample(project, first_repro):
-    assert stages_run(first_repro) == ["source", "download", "prepare", "train", "evaluate", "predict"]
+    assert stages_run(first_repro) == ALL_STAGES
     assert "source: using 'sample'" in first_repro
     check_submission(project / "submissions/submission.csv", project / "data/raw/sample_submission.csv")
     assert (project / "submissions/submission.csv").read_text().count("\n") == 1001
@@ -58,7 +60,7 @@ def test_first_repro_runs_every_stage_on_the_sample(project, first_repro):
 def test_metrics_and_plots_are_shown_by_dvc(project, first_repro, offline_env):
     shown = subprocess.run(["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True,
                            text=True, check=True).stdout
-    assert "eval/metrics.json" in shown and "dvclive/metrics.json" in shown
+    assert "eval/metrics.json" in shown and "dvclive/42/metrics.json" in shown
     plots = subprocess.run(["dvc", "plots", "show", "-o", "plots_html"], cwd=project, env=offline_env,
                            capture_output=True, text=True, check=True)
     html = (project / "plots_html" / "index.html").read_text()
@@ -70,43 +72,59 @@ def test_second_repro_reruns_nothing(project, first_repro, offline_env):
     before = {name: (project / name).stat().st_mtime_ns for name in OUTPUTS}
     output = repro(project, offline_env)
     assert stages_run(output) == ["source"]  # the cheap check of which source is available
-    for stage in ("download", "prepare", "train", "evaluate", "predict"):
+    for stage in ALL_STAGES[1:]:
         assert f"Stage '{stage}' didn't change, skipping" in output
     assert {name: (project / name).stat().st_mtime_ns for name in OUTPUTS} == before
 
 
 def test_changing_epochs_reruns_only_train_and_what_follows(project, first_repro, offline_env):
     set_param(project, "train.epochs", 2)
-    assert stages_run(repro(project, offline_env)) == ["source", "train", "evaluate", "predict"]
+    assert stages_run(repro(project, offline_env)) == ["source", "train@42", "evaluate", "predict"]
 
 
 def outputs_of_a_run(project):
     return {name: (project / name).read_bytes() for name in
-            ("submissions/submission.csv", "eval/metrics.json", "dvclive/metrics.json",
-             "dvclive/plots/metrics/eval/accuracy.tsv", "eval/plots/confusion/val.csv")}
+            ("submissions/submission.csv", "eval/metrics.json", "dvclive/7/metrics.json",
+             "dvclive/7/plots/metrics/eval/accuracy.tsv", "eval/plots/confusion/val.csv")}
 
 
 def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(project, first_repro, offline_env):
-    # Params never run before: otherwise DVC's run cache restores the model instead of training.
-    set_param(project, "train.seed", 7)
+    # A member never trained before: otherwise DVC's run cache restores its model instead of training.
+    set_param(project, "ensemble.seeds", [7])
     set_param(project, "train.epochs", 2)
     killed = subprocess.Popen(["dvc", "repro"], cwd=project, env=offline_env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
-    while epochs_backed_up(project / "models/backup") < 1:
+    while epochs_backed_up(project / "models/backup/7") < 1:
         assert killed.poll() is None
         time.sleep(0.05)
     os.killpg(killed.pid, signal.SIGKILL)  # dvc and the stage, as a crash or an OOM kill would
     killed.wait()
-    assert not (project / "models/model.keras").exists()  # dvc removed it before running the stage
+    assert not (project / "models/members/7.keras").exists()  # dvc removed it before running the stage
 
     output = repro(project, offline_env)
-    assert "train: resuming after epoch 1 from the backup in models/backup/" in output
-    assert stages_run(output) == ["source", "train", "evaluate", "predict"]
-    assert not list((project / "models/backup").iterdir())
-    resumed = weights(project / "models/model.keras")
+    assert "train: resuming after epoch 1 from the backup in models/backup/7/" in output
+    assert stages_run(output) == ["source", "train@7", "evaluate", "predict"]
+    assert not list((project / "models/backup/7").iterdir())
+    resumed = weights(project / "models/members/7.keras")
 
-    repro(project, offline_env, "--force", "--single-item", "train")  # the same run, uninterrupted
-    assert all(np.array_equal(a, b) for a, b in zip(weights(project / "models/model.keras"), resumed))
+    repro(project, offline_env, "--force", "--single-item", "train@7")  # the same run, uninterrupted
+    assert all(np.array_equal(a, b) for a, b in zip(weights(project / "models/members/7.keras"), resumed))
+
+
+def test_adding_a_member_trains_only_it_and_predict_averages_the_ensemble(project, first_repro, offline_env):
+    set_param(project, "ensemble.seeds", [7])
+    repro(project, offline_env)
+    single = yaml.safe_load((project / "eval/metrics.json").read_text())["test"]
+    set_param(project, "ensemble.seeds", [7, 8])
+    output = repro(project, offline_env)
+    assert stages_run(output) == ["source", "train@8", "evaluate", "predict"]
+    assert "Stage 'train@7' didn't change, skipping" in output
+    ensemble = yaml.safe_load((project / "eval/metrics.json").read_text())["test"]
+    assert set(ensemble["members"]) == {"7", "8"} and ensemble["members"]["7"] == single["accuracy"]
+    assert ensemble["accuracy"] >= min(ensemble["members"].values())
+    shown = subprocess.run(["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True,
+                           text=True, check=True).stdout
+    assert "dvclive/7/metrics.json" in shown and "dvclive/8/metrics.json" in shown
 
 
 def weights(model_path):
@@ -119,7 +137,7 @@ def test_repro_force_repeats_the_run_byte_for_byte(project, first_repro, offline
     repro(project, offline_env)
     before = outputs_of_a_run(project)
     output = repro(project, offline_env, "--force")
-    assert stages_run(output) == ["source", "download", "prepare", "train", "evaluate", "predict"]
+    assert stages_run(output) == ALL_STAGES
     after = outputs_of_a_run(project)
     assert after == before, {name for name in after if after[name] != before[name]}
     print("submission.csv sha256, both runs:", hashlib.sha256(after["submissions/submission.csv"]).hexdigest())
@@ -135,7 +153,7 @@ def test_kaggle_credentials_switch_the_next_plain_repro_to_kaggle(project, first
         (files / name).write_bytes(b"\r\n".join(lines[: rows + 1]) + b"\r\n")
     kaggle_server.zip_bytes = zip_of(files)
     output = repro(project, kaggle_env)
-    assert stages_run(output) == ["source", "download", "prepare", "train", "evaluate", "predict"]
+    assert stages_run(output) == ALL_STAGES
     assert "source: using 'kaggle'" in output
     assert sorted(p.name for p in (project / "data/raw").iterdir()) == sorted(p.name for p in files.iterdir())
     assert (project / "data/raw/train.csv").read_bytes() == (files / "train.csv").read_bytes()
@@ -158,3 +176,11 @@ def assert_nothing_holds_the_key(project, output, env):
         data = path.read_bytes()
         assert not any(secret in data for secret in secrets), path
     assert_no_secret(env, output)
+
+
+@pytest.mark.parametrize("module", ["src.source", "src.download", "src.prepare", "src.submit"])
+def test_stages_that_need_no_tensorflow_do_not_load_it(module):
+    # Loading TensorFlow takes seconds, and these need none of it; scikit-learn loads only when prepare splits.
+    loaded = subprocess.run([sys.executable, "-c", f"import sys, {module}; print(sorted(sys.modules))"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    assert "'tensorflow'" not in loaded and "'keras'" not in loaded and "'sklearn'" not in loaded

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from competition_data import csv_text
-from src.predict import predict
+from src.predict import member_paths, predict
 from src.prepare import DataError
 
 
@@ -19,7 +19,7 @@ def sample_submission(path, rows):
 def test_submission_is_kaggle_ready(trained_model, prepared_dir, tmp_path):
     sample = sample_submission(tmp_path / "sample_submission.csv", 100)
     out = tmp_path / "submissions" / "submission.csv"
-    predict(trained_model, prepared_dir / "test.npz", sample, "kaggle", out, batch_size=32)
+    predict([trained_model], prepared_dir / "test.npz", sample, "kaggle", out, batch_size=32)
     assert out.read_text().splitlines()[0] == "ImageId,Label"
     submission = pd.read_csv(out)
     assert submission.ImageId.tolist() == list(range(1, 101))
@@ -33,7 +33,7 @@ def test_a_submission_that_disagrees_with_the_sample_is_not_written(trained_mode
     out = tmp_path / "submission.csv"
     out.write_text("the user's previous file")
     with pytest.raises(DataError, match=rf"^{out}: line 101, column 1 \(ImageId\): 100 rows, expected 99"):
-        predict(trained_model, prepared_dir / "test.npz", sample, "sample", out, batch_size=32)
+        predict([trained_model], prepared_dir / "test.npz", sample, "sample", out, batch_size=32)
     assert out.read_text() == "the user's previous file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sample_submission.csv", "submission.csv"]
 
@@ -42,7 +42,27 @@ def test_a_submission_that_disagrees_with_the_sample_is_not_written(trained_mode
 def test_the_sidecar_records_the_source_rows_and_digest_of_the_file(trained_model, prepared_dir, tmp_path, source):
     sample = sample_submission(tmp_path / "sample_submission.csv", 100)
     out = tmp_path / "submissions" / "submission.csv"
-    predict(trained_model, prepared_dir / "test.npz", sample, source, out, batch_size=32)
+    predict([trained_model], prepared_dir / "test.npz", sample, source, out, batch_size=32)
     sidecar = json.loads((tmp_path / "submissions" / "submission.json").read_text())
     assert sidecar == {"source": source, "rows": 100, "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
     assert sorted(p.name for p in out.parent.iterdir()) == ["submission.csv", "submission.json"]  # no temporary left
+
+
+def test_an_ensemble_averages_its_members_softmax(trained_model, second_member, prepared_dir, tmp_path):
+    sample = sample_submission(tmp_path / "sample_submission.csv", 100)
+    out = tmp_path / "submission.csv"
+    predict([trained_model, second_member], prepared_dir / "test.npz", sample, "sample", out, batch_size=32)
+    images = np.load(prepared_dir / "test.npz")["x"]
+    members = [keras.models.load_model(path).predict(images, verbose=0) for path in (trained_model, second_member)]
+    expected = ((members[0] + members[1]) / 2).argmax(axis=1)
+    assert pd.read_csv(out).Label.tolist() == expected.tolist()
+    # Not a vote that one member decides: the ensemble differs from each member somewhere.
+    assert all((member.argmax(axis=1) != expected).any() for member in members)
+
+
+def test_member_paths_follow_the_seeds_and_name_a_missing_member(tmp_path):
+    for seed in (1, 2):
+        (tmp_path / f"{seed}.keras").write_bytes(b"")
+    assert member_paths(tmp_path, [2, 1]) == [tmp_path / "2.keras", tmp_path / "1.keras"]
+    with pytest.raises(FileNotFoundError, match=rf"no trained member {tmp_path}/3.keras; `dvc repro` trains it"):
+        member_paths(tmp_path, [1, 3])

@@ -8,10 +8,11 @@ import time
 
 import keras
 import numpy as np
+import pytest
 import yaml
 
 from conftest import TINY_TRAIN
-from src.train import backup_dir, train
+from src.train import backup_dir, precision_policy, train
 from workdir import ROOT, epochs_backed_up, make_workdir
 
 
@@ -36,15 +37,59 @@ def test_learning_rate_is_reduced_on_plateau(prepared_dir, tmp_path):
     # min_delta 1 makes every epoch after the first a plateau, so each halves the rate for the next.
     params = {**TINY_TRAIN, "arch": "mlp", "optimizer": "sgd", "learning_rate": 0.01, "epochs": 3,
               "reduce_lr": {"monitor": "val_loss", "factor": 0.5, "patience": 0, "min_lr": 1e-5, "min_delta": 1}}
-    train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / "m.keras", tmp_path / "live", params,
+    train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / "m.keras", tmp_path / "live", params, 1,
           tmp_path / "backup")
-    rates = (tmp_path / "live" / "plots" / "metrics" / "train" / "learning_rate.tsv").read_text().split()[3::2]
-    assert [round(float(r), 6) for r in rates] == [0.01, 0.01, 0.005]
+    assert logged_rates(tmp_path / "live") == [0.01, 0.01, 0.005]
+
+
+def logged_rates(live_dir):
+    """The learning rate logged after each epoch: the one the next epoch starts with."""
+    rates = (live_dir / "plots" / "metrics" / "train" / "learning_rate.tsv").read_text().split()[3::2]
+    return [round(float(rate), 7) for rate in rates]
+
+
+@pytest.mark.parametrize("schedule, settings, rates", [
+    # 0.001 × 0.5^epoch, by whole epochs.
+    ("exponential", {"decay_rate": 0.5}, [0.0005, 0.00025, 0.000125, 0.0000625]),
+    # Up from 0.0001 to 0.001 over the first two epochs, then a cosine down to 0 over the last two.
+    ("one_cycle", {"warmup_fraction": 0.5}, [0.00055, 0.001, 0.0005, 0.0]),
+])
+def test_learning_rate_schedules(prepared_dir, tmp_path, schedule, settings, rates):
+    params = {**TINY_TRAIN, "arch": "mlp", "epochs": 4, "schedule": schedule, **settings}
+    train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / "m.keras", tmp_path / "live", params, 1,
+          tmp_path / "backup")
+    assert logged_rates(tmp_path / "live") == pytest.approx(rates, abs=1e-7)
+
+
+class StepCount(keras.callbacks.Callback):
+    steps, logs = 0, {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.logs = logs
+
+
+def test_a_final_fit_trains_on_both_splits_and_watches_nothing(prepared_dir, tmp_path):
+    params = {**TINY_TRAIN, "arch": "mlp", "epochs": 1, "schedule": "exponential", "final_fit": True}
+    counter = StepCount()
+    train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / "m.keras", tmp_path / "live", params, 1,
+          tmp_path / "backup", callbacks=[counter])
+    assert counter.steps == 16  # 400 + 100 images in batches of 32; the train split alone makes 13
+    assert not any(name.startswith("val_") for name in counter.logs)
+
+
+def test_a_final_fit_refuses_a_schedule_that_watches_the_validation_split(prepared_dir, tmp_path):
+    with pytest.raises(ValueError, match="train.final_fit leaves no validation split for the plateau schedule"):
+        train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / "m.keras", tmp_path / "live",
+              {**TINY_TRAIN, "final_fit": True}, 1, tmp_path / "backup")
+    assert not (tmp_path / "m.keras").exists()
 
 
 def run_train(workdir, prepared_dir, name):
     return subprocess.Popen(
-        [sys.executable, "-m", "src.train", prepared_dir, f"{name}.keras", f"{name}_live", f"{name}_backup"],
+        [sys.executable, "-m", "src.train", "--seed", "1", prepared_dir, f"{name}.keras", f"{name}_live", f"{name}_backup"],
         cwd=workdir, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )
@@ -80,8 +125,7 @@ def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(prepare
     for curve in ("train/learning_rate.tsv", "eval/accuracy.tsv"):
         expected = (workdir / "whole_live/plots/metrics" / curve).read_text()
         assert (workdir / "resumed_live/plots/metrics" / curve).read_text() == expected
-    rates = (workdir / "whole_live/plots/metrics/train/learning_rate.tsv").read_text().split()[3::2]
-    assert [round(float(r), 6) for r in rates] == [0.001, 0.001, 0.001, 0.0005]
+    assert logged_rates(workdir / "whole_live") == [0.001, 0.001, 0.001, 0.0005]
 
 
 def test_a_backup_of_other_params_is_discarded(prepared_dir, tmp_path):
@@ -107,7 +151,7 @@ val = np.load(f"{prepared}/val.npz")
 accuracy = {}
 for name, strategy in [("one", tf.distribute.get_strategy()), ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]:
     model = train(f"{prepared}/train.npz", f"{prepared}/val.npz", f"{out}/{name}.keras", f"{out}/{name}_live", params,
-                  f"{out}/{name}_backup", strategy)
+                  1, f"{out}/{name}_backup", strategy)
     accuracy[name] = float((model.predict(val["x"], verbose=0).argmax(axis=1) == val["y"]).mean())
     accuracy[name + "_replicas"] = strategy.num_replicas_in_sync
 print(json.dumps(accuracy))
@@ -146,7 +190,7 @@ def test_two_worker_processes_train_and_only_the_chief_writes(prepared_dir, tmp_
                                                                         "strategy": "multiworker"}}))
         env = {**os.environ, "PYTHONPATH": str(ROOT),
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        workers.append(subprocess.Popen([sys.executable, "-m", "src.train", prepared_dir, "model.keras", "dvclive",
+        workers.append(subprocess.Popen([sys.executable, "-m", "src.train", "--seed", "1", prepared_dir, "model.keras", "dvclive",
                                          "backup"], cwd=workdir, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True))
     outputs = [worker.communicate(timeout=600)[0] for worker in workers]
@@ -157,3 +201,15 @@ def test_two_worker_processes_train_and_only_the_chief_writes(prepared_dir, tmp_
     assert keras.models.load_model(chief / "model.keras").count_params() > 0
     assert json.loads((chief / "dvclive/metrics.json").read_text())["step"] == 1
     assert sorted(p.name for p in other.iterdir()) == ["params.yaml"]  # no model, metrics or backup
+
+
+def test_precision_auto_is_float32_on_a_cpu_and_a_named_policy_is_used(prepared_dir, tmp_path):
+    assert precision_policy("auto") == "float32"  # the tests run on a CPU
+    params = {**TINY_TRAIN, "arch": "mlp", "epochs": 1, "precision": "mixed_bfloat16"}
+    model = train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / "m.keras", tmp_path / "live",
+                  params, 1, tmp_path / "backup")
+    assert model.layers[1].dtype_policy.name == "mixed_bfloat16" and model.layers[1].compute_dtype == "bfloat16"
+    assert model.layers[-1].compute_dtype == "float32"  # the softmax
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
+    assert keras.models.load_model(tmp_path / "m.keras").predict(np.zeros((2, 28, 28, 1), np.uint8),
+                                                                 verbose=0).dtype == np.float32

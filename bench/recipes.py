@@ -1,0 +1,204 @@
+"""Train recipes on the real train.csv and score them on the pipeline's fixed holdout.
+
+The holdout is the `prepare` stage's validation split (params.yaml `prepare`), which no
+recipe here trains on; schedules other than plateau never look at it either. Each run is
+a child process calling the `train` stage's own function, so that its peak memory is its
+own. Finished runs are kept under --out and skipped when asked again, so a long
+benchmark can be stopped and resumed, and ensembles can grow a member at a time.
+
+    python bench/recipes.py                        # every recipe, one seed each
+    python bench/recipes.py champion --seeds 1 2 3 4 5
+    python bench/recipes.py --command champion     # the `dvc exp run` line for a recipe (--final-fit too)
+
+It prints one table row per run and per ensemble: holdout accuracy and errors, training
+wall time, images/s, wall time to 99.0% and 99.5% holdout accuracy, peak RSS, device,
+and the speed-ups against the seed CNN's run.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+THRESHOLDS = (0.990, 0.995)
+
+# Overrides of params.yaml, as `dvc exp run -S` takes them.
+RECIPES = {
+    "seed_mlp": {"train.arch": "mlp"},
+    "seed_cnn": {"train.arch": "cnn"},
+    "compact": {  # the fast one: no augmentation, which pays off only over many epochs
+        "train.arch": "compact_cnn", "train.batch_size": 128, "train.learning_rate": 0.003,
+        "train.schedule": "one_cycle", "train.warmup_fraction": 0.2, "train.epochs": 5,
+    },
+    "champion": {
+        "train.arch": "bn_cnn", "train.learning_rate": 0.002, "train.schedule": "one_cycle",
+        "train.warmup_fraction": 0.2, "train.epochs": 20,
+        "train.augment.rotation": 10, "train.augment.zoom": 0.1, "train.augment.shift": 0.1,
+    },
+}
+BASELINE = "seed_cnn"
+CHAMPION_SEEDS = [42, 43, 44, 45, 46]  # the README's champion ensemble
+
+
+def recipe_params(recipe):
+    """params.yaml with the recipe's overrides applied."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dotted, value in RECIPES[recipe].items():
+        *parents, key = dotted.split(".")
+        section = params
+        for parent in parents:
+            section = section[parent]
+        if key not in section:
+            raise KeyError(f"recipe {recipe}: params.yaml has no {dotted}")
+        section[key] = value
+    return params
+
+
+def exp_run_command(recipe, seeds=None, final_fit=False):
+    """The `dvc exp run` line that trains the recipe in the pipeline; with final_fit, on all of train.csv."""
+    settings = [f"{dotted}={value}" for dotted, value in RECIPES[recipe].items()]
+    if seeds:
+        settings.append(f"ensemble.seeds=[{','.join(map(str, seeds))}]")
+    if final_fit:
+        settings.append("train.final_fit=true")
+    name = f"{recipe}-final-fit" if final_fit else recipe
+    return f"dvc exp run -n {name} " + " ".join(f"-S '{setting}'" for setting in settings)
+
+
+def prepare_holdout(zip_path, out_dir):
+    """The prepare stage's splits of the competition zip, in out_dir."""
+    from src.prepare import prepare
+
+    raw = out_dir / "raw"
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(raw)
+    settings = yaml.safe_load((ROOT / "params.yaml").read_text())["prepare"]
+    prepare(raw, out_dir / "prepared", settings["val_fraction"], settings["seed"])
+    return out_dir / "prepared"
+
+
+def run_one(recipe, seed, prepared, out):
+    """Child process: train one recipe from one seed; write its holdout probabilities and figures."""
+    import keras
+    import tensorflow as tf
+
+    from src.train import train
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            curve.append((time.time(), logs["val_accuracy"]))
+
+    params = recipe_params(recipe)["train"]
+    work = Path(tempfile.mkdtemp())
+    curve = []  # (time, holdout accuracy) after each epoch
+    start = time.time()  # before the model is built: time to accuracy includes the set-up
+    model = train(prepared / "train.npz", prepared / "val.npz", work / "model.keras", work / "live", params, seed,
+                  work / "backup", callbacks=[EpochClock()])
+    wall = time.time() - start
+    holdout = np.load(prepared / "val.npz")
+    probabilities = model.predict(holdout["x"], batch_size=1024, verbose=0)
+    np.save(out / "probabilities.npy", probabilities)
+    images = len(np.load(prepared / "train.npz")["y"]) * params["epochs"]
+    result = {
+        "recipe": recipe, "seed": seed, "epochs": params["epochs"],
+        "accuracy": float((probabilities.argmax(1) == holdout["y"]).mean()),
+        "errors": int((probabilities.argmax(1) != holdout["y"]).sum()),
+        "holdout": len(holdout["y"]), "train_seconds": wall, "images_per_second": images / wall,
+        "seconds_to": {f"{t:.3f}": next((when - start for when, accuracy in curve if accuracy >= t), None)
+                       for t in THRESHOLDS},
+        "curve": curve,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": device_name(tf),
+    }
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+
+
+def device_name(tf):
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "CPU")
+    return f"{cpu}, {len(__import__('os').sched_getaffinity(0))} cores"
+
+
+def run(recipe, seed, prepared, results):
+    out = results / f"{recipe}-{seed}"
+    if not (out / "result.json").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, __file__, "--child", recipe, str(seed), str(prepared), str(out)],
+                       check=True, cwd=ROOT)
+    return json.loads((out / "result.json").read_text()), np.load(out / "probabilities.npy")
+
+
+def row(name, result, baseline):
+    def seconds(t):
+        if not result["seconds_to"]:
+            return "-"
+        value = result["seconds_to"][f"{t:.3f}"]
+        if value is None:
+            return "not reached"
+        base = baseline and baseline["seconds_to"].get(f"{t:.3f}")
+        return f"{value:.0f}" + (f" ({base / value:.1f}x)" if base else "")
+
+    return (f"| {name} | {result['accuracy']:.2%} | {result['errors']} | {result['train_seconds']:.0f} | "
+            f"{result['images_per_second']:.0f} | {seconds(0.990)} | {seconds(0.995)} | "
+            f"{result['peak_rss_mib']:.0f} | {result['device']} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipes", nargs="*", default=list(RECIPES), help=f"any of {', '.join(RECIPES)}; all by default")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="one run per seed; 2+ also score the ensemble")
+    parser.add_argument("--zip", type=Path, default=ROOT.parent / "shared" / "data" / "digit-recognizer.zip")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="finished runs, reused")
+    parser.add_argument("--command", choices=RECIPES, help="print the recipe's `dvc exp run` line and stop")
+    parser.add_argument("--final-fit", action="store_true", help="with --command: the final fit's line")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if set(args.recipes) - set(RECIPES):
+        parser.error(f"unknown recipe {sorted(set(args.recipes) - set(RECIPES))[0]!r}; choose from {', '.join(RECIPES)}")
+    sys.path.insert(0, str(ROOT))
+    if args.child:
+        recipe, seed, prepared, out = args.child
+        return run_one(recipe, int(seed), Path(prepared), Path(out))
+    if args.command:
+        return print(exp_run_command(args.command, args.seeds if len(args.seeds) > 1 else None, args.final_fit))
+    prepared = args.out / "holdout"
+    if not (prepared / "val.npz").exists():
+        prepare_holdout(args.zip, args.out / "holdout-work")
+        (args.out / "holdout-work" / "prepared").rename(prepared)
+    labels = np.load(prepared / "val.npz")["y"]
+    print("| recipe | holdout accuracy | errors | train wall (s) | images/s | s to 99.0% (speed-up) | "
+          "s to 99.5% (speed-up) | peak RSS (MiB) | device |\n" + "| --- " * 9 + "|", flush=True)
+    baseline_file = args.out / f"{BASELINE}-{args.seeds[0]}" / "result.json"
+    baseline = json.loads(baseline_file.read_text()) if baseline_file.exists() else None
+    for recipe in args.recipes:
+        runs = [run(recipe, seed, prepared, args.out) for seed in args.seeds]
+        if recipe == BASELINE:
+            baseline = runs[0][0]
+        for result, _ in runs:
+            print(row(f"{recipe} (seed {result['seed']})", result, recipe != BASELINE and baseline), flush=True)
+        if len(runs) > 1:
+            averaged = np.mean([probabilities for _, probabilities in runs], axis=0).argmax(1)
+            ensemble = {
+                "accuracy": float((averaged == labels).mean()), "errors": int((averaged != labels).sum()),
+                "train_seconds": sum(r["train_seconds"] for r, _ in runs),
+                "images_per_second": np.mean([r["images_per_second"] for r, _ in runs]),
+                "seconds_to": {}, "peak_rss_mib": max(r["peak_rss_mib"] for r, _ in runs),
+                "device": runs[0][0]["device"],
+            }
+            print(row(f"{recipe} ensemble of {len(runs)}", ensemble, None), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""bench/recipes.py's recipes stay in step with params.yaml and with the README's commands."""
+
+import importlib.util
+
+import pytest
+
+from workdir import ROOT
+
+spec = importlib.util.spec_from_file_location("recipes", ROOT / "bench" / "recipes.py")
+recipes = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(recipes)
+
+
+@pytest.mark.parametrize("recipe", recipes.RECIPES)
+def test_every_override_names_a_param_that_exists(recipe):
+    params = recipes.recipe_params(recipe)
+    for dotted, value in recipes.RECIPES[recipe].items():
+        section = params
+        for key in dotted.split("."):
+            section = section[key]
+        assert section == value
+
+
+def test_a_misspelt_override_is_refused(monkeypatch):
+    monkeypatch.setitem(recipes.RECIPES, "typo", {"train.agument.rotation": 10})
+    with pytest.raises(KeyError):
+        recipes.recipe_params("typo")
+    monkeypatch.setitem(recipes.RECIPES, "typo", {"train.epoch": 3})
+    with pytest.raises(KeyError, match="recipe typo: params.yaml has no train.epoch"):
+        recipes.recipe_params("typo")
+
+
+def test_the_readme_gives_the_champion_preset_as_the_benchmark_ran_it():
+    readme = (ROOT / "README.md").read_text()
+    validated = recipes.exp_run_command("champion", recipes.CHAMPION_SEEDS)
+    final_fit = recipes.exp_run_command("champion", recipes.CHAMPION_SEEDS, final_fit=True)
+    assert validated.startswith("dvc exp run -n champion -S 'train.arch=bn_cnn'") and validated in readme
+    assert final_fit == validated.replace("-n champion", "-n champion-final-fit") + " -S 'train.final_fit=true'"
+    assert final_fit in readme
