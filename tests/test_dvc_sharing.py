@@ -21,10 +21,6 @@ def dvc(project, env, *args):
     return result.stdout
 
 
-
-
-
-
 def test_a_teammate_without_kaggle_pulls_the_team_cache_and_reruns_nothing(kaggle_server, kaggle_env, tmp_path):
     kaggle_server.zip_bytes = zip_of(competition_files(tmp_path / "files", train_rows=200, test_rows=50))
     project = project_copy(tmp_path / "project", **{"train.arch": "mlp", "train.epochs": 1})

@@ -18,15 +18,12 @@ from workdir import (ROOT, assert_no_secret, environment_without_kaggle, epochs_
 
 OUTPUTS = ["data/raw/train.csv", "data/raw/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
            "models/members/42.keras", "submissions/submission.csv"]
-ALL_STAGES = ["source", "download", "prepare", "train@42", "evaluate", "predict"]
 
 
-
-
-
-
-
-
+def all_stages(project):
+    """Every stage, in the order dvc runs them, for the project's ensemble.seeds."""
+    seeds = yaml.safe_load((project / "params.yaml").read_text())["ensemble"]["seeds"]
+    return ["source", "download", "prepare", *(f"train@{seed}" for seed in seeds), "evaluate", "predict"]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +45,7 @@ def first_repro(project, offline_env):
 
 
 def test_first_repro_runs_every_stage_on_the_sample(project, first_repro):
-    assert stages_run(first_repro) == ALL_STAGES
+    assert stages_run(first_repro) == all_stages(project)
     assert "source: using 'sample'" in first_repro
     check_submission(project / "submissions/submission.csv", project / "data/raw/sample_submission.csv")
     assert (project / "submissions/submission.csv").read_text().count("\n") == 1001
@@ -72,7 +69,7 @@ def test_second_repro_reruns_nothing(project, first_repro, offline_env):
     before = {name: (project / name).stat().st_mtime_ns for name in OUTPUTS}
     output = repro(project, offline_env)
     assert stages_run(output) == ["source"]  # the cheap check of which source is available
-    for stage in ALL_STAGES[1:]:
+    for stage in all_stages(project)[1:]:
         assert f"Stage '{stage}' didn't change, skipping" in output
     assert {name: (project / name).stat().st_mtime_ns for name in OUTPUTS} == before
 
@@ -137,7 +134,7 @@ def test_repro_force_repeats_the_run_byte_for_byte(project, first_repro, offline
     repro(project, offline_env)
     before = outputs_of_a_run(project)
     output = repro(project, offline_env, "--force")
-    assert stages_run(output) == ALL_STAGES
+    assert stages_run(output) == all_stages(project)
     after = outputs_of_a_run(project)
     assert after == before, {name for name in after if after[name] != before[name]}
     print("submission.csv sha256, both runs:", hashlib.sha256(after["submissions/submission.csv"]).hexdigest())
@@ -153,7 +150,7 @@ def test_kaggle_credentials_switch_the_next_plain_repro_to_kaggle(project, first
         (files / name).write_bytes(b"\r\n".join(lines[: rows + 1]) + b"\r\n")
     kaggle_server.zip_bytes = zip_of(files)
     output = repro(project, kaggle_env)
-    assert stages_run(output) == ALL_STAGES
+    assert stages_run(output) == all_stages(project)
     assert "source: using 'kaggle'" in output
     assert sorted(p.name for p in (project / "data/raw").iterdir()) == sorted(p.name for p in files.iterdir())
     assert (project / "data/raw/train.csv").read_bytes() == (files / "train.csv").read_bytes()
