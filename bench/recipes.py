@@ -98,12 +98,13 @@ def run_one(recipe, seed, prepared, out):
             curve.append((time.time(), logs["val_accuracy"]))
 
     params = recipe_params(recipe)["train"]
-    work = Path(tempfile.mkdtemp())
     curve = []  # (time, holdout accuracy) after each epoch
-    start = time.time()  # before the model is built: time to accuracy includes the set-up
-    model = train(prepared / "train.npz", prepared / "val.npz", work / "model.keras", work / "live", params, seed,
-                  work / "backup", callbacks=[EpochClock()])
-    wall = time.time() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        start = time.time()  # before the model is built: time to accuracy includes the set-up
+        model = train(prepared / "train.npz", prepared / "val.npz", out / "model.keras", work / "live", params, seed,
+                      work / "backup", callbacks=[EpochClock()])
+        wall = time.time() - start
     holdout = np.load(prepared / "val.npz")
     probabilities = model.predict(holdout["x"], batch_size=1024, verbose=0)
     np.save(out / "probabilities.npy", probabilities)
