@@ -17,6 +17,7 @@ and the speed-ups against the seed CNN's run.
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -105,15 +106,11 @@ def run_one(recipe, seed, prepared, out):
         model = train(prepared / "train.npz", prepared / "val.npz", out / "model.keras", work / "live", params, seed,
                       work / "backup", callbacks=[EpochClock()])
         wall = time.time() - start
-    holdout = np.load(prepared / "val.npz")
-    probabilities = model.predict(holdout["x"], batch_size=1024, verbose=0)
-    np.save(out / "probabilities.npy", probabilities)
+    np.save(out / "probabilities.npy", model.predict(np.load(prepared / "val.npz")["x"], batch_size=1024, verbose=0))
     images = len(np.load(prepared / "train.npz")["y"]) * params["epochs"]
     result = {
         "recipe": recipe, "seed": seed, "epochs": params["epochs"],
-        "accuracy": float((probabilities.argmax(1) == holdout["y"]).mean()),
-        "errors": int((probabilities.argmax(1) != holdout["y"]).sum()),
-        "holdout": len(holdout["y"]), "train_seconds": wall, "images_per_second": images / wall,
+        "train_seconds": wall, "images_per_second": images / wall,
         "seconds_to": {f"{t:.3f}": next((when - start for when, accuracy in curve if accuracy >= t), None)
                        for t in THRESHOLDS},
         "curve": curve,
@@ -129,7 +126,7 @@ def device_name(tf):
         return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "CPU")
-    return f"{cpu}, {len(__import__('os').sched_getaffinity(0))} cores"
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores"
 
 
 def run(recipe, seed, prepared, results):
@@ -141,7 +138,9 @@ def run(recipe, seed, prepared, results):
     return json.loads((out / "result.json").read_text()), np.load(out / "probabilities.npy")
 
 
-def row(name, result, baseline):
+def row(name, result, holdout_score, baseline):
+    """A table row; holdout_score is src.evaluate.score's, as the evaluate stage reports it."""
+
     def seconds(t):
         if not result["seconds_to"]:
             return "-"
@@ -151,7 +150,7 @@ def row(name, result, baseline):
         base = baseline and baseline["seconds_to"].get(f"{t:.3f}")
         return f"{value:.0f}" + (f" ({base / value:.1f}x)" if base else "")
 
-    return (f"| {name} | {result['accuracy']:.2%} | {result['errors']} | {result['train_seconds']:.0f} | "
+    return (f"| {name} | {holdout_score['accuracy']:.2%} | {holdout_score['errors']} | {result['train_seconds']:.0f} | "
             f"{result['images_per_second']:.0f} | {seconds(0.990)} | {seconds(0.995)} | "
             f"{result['peak_rss_mib']:.0f} | {result['device']} |")
 
@@ -169,6 +168,8 @@ def main():
     if set(args.recipes) - set(RECIPES):
         parser.error(f"unknown recipe {sorted(set(args.recipes) - set(RECIPES))[0]!r}; choose from {', '.join(RECIPES)}")
     sys.path.insert(0, str(ROOT))
+    from src.evaluate import score
+
     if args.child:
         recipe, seed, prepared, out = args.child
         return run_one(recipe, int(seed), Path(prepared), Path(out))
@@ -187,18 +188,18 @@ def main():
         runs = [run(recipe, seed, prepared, args.out) for seed in args.seeds]
         if recipe == BASELINE:
             baseline = runs[0][0]
-        for result, _ in runs:
-            print(row(f"{recipe} (seed {result['seed']})", result, recipe != BASELINE and baseline), flush=True)
+        for result, probabilities in runs:
+            print(row(f"{recipe} (seed {result['seed']})", result, score(labels, probabilities),
+                      recipe != BASELINE and baseline), flush=True)
         if len(runs) > 1:
-            averaged = np.mean([probabilities for _, probabilities in runs], axis=0).argmax(1)
+            averaged = np.mean([probabilities for _, probabilities in runs], axis=0)
             ensemble = {
-                "accuracy": float((averaged == labels).mean()), "errors": int((averaged != labels).sum()),
                 "train_seconds": sum(r["train_seconds"] for r, _ in runs),
                 "images_per_second": np.mean([r["images_per_second"] for r, _ in runs]),
                 "seconds_to": {}, "peak_rss_mib": max(r["peak_rss_mib"] for r, _ in runs),
                 "device": runs[0][0]["device"],
             }
-            print(row(f"{recipe} ensemble of {len(runs)}", ensemble, None), flush=True)
+            print(row(f"{recipe} ensemble of {len(runs)}", ensemble, score(labels, averaged), None), flush=True)
 
 
 if __name__ == "__main__":
