@@ -43,15 +43,14 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
         tf.config.experimental.enable_op_determinism()
     strategy = strategy or distribution_strategy(params["strategy"])
     chief = strategy.extended.should_checkpoint  # the chief, or the only task
-    replicas = strategy.num_replicas_in_sync
-    batch_size = params["batch_size"] * replicas  # batch_size and learning_rate are per replica
+    batch_size = params["batch_size"] * strategy.num_replicas_in_sync  # batch_size is per replica
     images, labels, validation = training_data(np.load(train_npz), np.load(val_npz), params["final_fit"])
     with strategy.scope():
         model = build_in_precision(params["arch"], params["augment"], precision_policy(params["precision"]))
         model.compile(
             optimizer=keras.optimizers.get({
                 "class_name": params["optimizer"],
-                "config": {"learning_rate": learning_rate(params, replicas, -(-len(labels) // batch_size))},
+                "config": {"learning_rate": learning_rate(params, batch_size, -(-len(labels) // batch_size))},
             }),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
@@ -121,14 +120,16 @@ def training_data(train_split, val_split, final_fit):
     return np.concatenate([train_split["x"], val_split["x"]]), np.concatenate([train_split["y"], val_split["y"]]), None
 
 
-def learning_rate(params, replicas, steps_per_epoch):
-    """The optimizer's learning rate: a number that ReduceLROnPlateau lowers, or a schedule by step.
+def learning_rate(params, batch_size, steps_per_epoch):
+    """The optimizer's learning rate for a global batch of batch_size: a number that
+    ReduceLROnPlateau lowers, or a schedule by step.
 
-    exponential: learning_rate × decay_rate^epoch. one_cycle: a linear warm-up from a tenth
-    of learning_rate to learning_rate over warmup_fraction of the steps, then a cosine
-    down to zero.
+    The rate is learning_rate scaled from lr_scaling.base_batch_size to batch_size by
+    lr_scaling.rule. exponential: that rate × decay_rate^epoch. one_cycle: a linear warm-up
+    from a tenth of that rate to it over warmup_fraction of the steps, then a cosine down
+    to zero.
     """
-    peak = params["learning_rate"] * replicas
+    peak = params["learning_rate"] * batch_scale(params["lr_scaling"], batch_size)
     schedule = params["schedule"]
     if schedule == "plateau":
         return peak
@@ -140,6 +141,19 @@ def learning_rate(params, replicas, steps_per_epoch):
         return keras.optimizers.schedules.CosineDecay(peak / 10, steps - warmup_steps, warmup_target=peak,
                                                       warmup_steps=warmup_steps)
     raise ValueError(f"train.schedule is {schedule!r}; it must be plateau, exponential or one_cycle")
+
+
+def batch_scale(lr_scaling, batch_size):
+    """The factor on the learning rate for a global batch of batch_size.
+
+    linear keeps the update per image the same, as for SGD (Goyal et al., 2017); sqrt keeps
+    the gradient noise the same, which suits Adam at large batches (Malladi et al., 2022).
+    """
+    ratio = batch_size / lr_scaling["base_batch_size"]
+    rules = {"linear": ratio, "sqrt": ratio ** 0.5, "none": 1.0}
+    if lr_scaling["rule"] not in rules:
+        raise ValueError(f"train.lr_scaling.rule is {lr_scaling['rule']!r}; it must be linear, sqrt or none")
+    return rules[lr_scaling["rule"]]
 
 
 class LearningRateLog(keras.callbacks.Callback):
@@ -294,6 +308,12 @@ def backup_dir(root, params, *inputs, remove_others=True):
     return root / name
 
 
+def set_threads(threads):
+    """TensorFlow's CPU thread pools, before it starts them; 0 leaves a pool at one thread per core."""
+    tf.config.threading.set_intra_op_parallelism_threads(threads["intra_op"])
+    tf.config.threading.set_inter_op_parallelism_threads(threads["inter_op"])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, required=True, help="the ensemble member's seed: weights, order, dropout")
@@ -303,6 +323,7 @@ def main():
     parser.add_argument("backup_root", help="where an unfinished run keeps its state; kept apart from DVC's outputs")
     args = parser.parse_args()
     params = yaml.safe_load(Path("params.yaml").read_text())["train"]
+    set_threads(params["threads"])
     prepared = Path(args.prepared_dir)
     train(prepared / "train.npz", prepared / "val.npz", args.model_path, args.live_dir, params, args.seed,
           args.backup_root)
