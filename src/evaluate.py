@@ -63,14 +63,15 @@ def plot_misclassified(images, labels, probabilities, path, limit):
     plt.close(figure)
 
 
-def evaluate(model_paths, val_npz, test_npz, metrics_path, report_path, plots_dir, max_misclassified):
-    """Score the ensemble of model_paths, and with two or more members each member alone."""
+def evaluate(model_paths, val_npz, test_npz, metrics_path, report_path, plots_dir, max_misclassified, tta_shift=0):
+    """Score the ensemble of model_paths, and with two or more members each member alone;
+    with test-time augmentation if tta_shift, as predict does."""
     metrics, reports = {}, []
     with atomic_dir(plots_dir) as plots:
         (plots / "confusion").mkdir()
         (plots / "misclassified").mkdir()
         for name, (images, labels) in labelled_splits(val_npz, test_npz).items():
-            members = member_probabilities(model_paths, images, batch_size=1024)
+            members = member_probabilities(model_paths, images, 1024, tta_shift)
             probabilities = members.mean(axis=0)
             metrics[name] = score(labels, probabilities)
             if len(model_paths) > 1:
@@ -106,7 +107,8 @@ def main():
         print("evaluate: warning: train.final_fit trained on the validation split too, so its scores flatter the "
               "model; the validated run's are the honest ones")
     metrics = evaluate(models, prepared / "val.npz", prepared / "test.npz", out / "metrics.json",
-                       out / "classification_report.txt", out / "plots", params["evaluate"]["max_misclassified"])
+                       out / "classification_report.txt", out / "plots", params["evaluate"]["max_misclassified"],
+                       params["ensemble"]["tta_shift"])
     for name, values in metrics.items():
         print(f"evaluate: {name}: accuracy {values['accuracy']:.4%}, loss {values['loss']:.4f}, "
               f"{values['errors']} errors in {values['images']} images"

@@ -26,22 +26,40 @@ def member_paths(members_dir, seeds):
     return paths
 
 
-def member_probabilities(model_paths, images, batch_size):
-    """Each member's softmax outputs, (members, N, 10); the ensemble's are their mean over axis 0."""
-    return np.stack(
-        [keras.models.load_model(path).predict(images, batch_size=batch_size, verbose=0) for path in model_paths]
-    )
+def member_probabilities(model_paths, images, batch_size, tta_shift=0):
+    """Each member's softmax outputs, (members, N, 10); the ensemble's are their mean over axis 0.
+
+    With tta_shift, each member's are its mean over the images as given and moved tta_shift
+    pixels up, down, left and right (test-time augmentation).
+    """
+    views = [images] if not tta_shift else [
+        shifted(images, dy, dx) for dy, dx in ((0, 0), (-tta_shift, 0), (tta_shift, 0), (0, -tta_shift), (0, tta_shift))
+    ]
+    members = []
+    for path in model_paths:
+        model = keras.models.load_model(path)
+        members.append(np.mean([model.predict(view, batch_size=batch_size, verbose=0) for view in views], axis=0))
+    return np.stack(members)
 
 
-def predict(model_paths, test_npz, sample_csv, source, submission_csv, batch_size):
-    """Write submission_csv (ImageId 1..N, Label) from the ensemble of model_paths; it is
-    checked against sample_csv before it lands.
+def shifted(images, dy, dx):
+    """(N, H, W, C) images moved dy pixels down and dx right (negative: up, left), filled with 0 (background)."""
+    pad = max(abs(dy), abs(dx))
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    height, width = images.shape[1:3]
+    return padded[:, pad - dy: pad - dy + height, pad - dx: pad - dx + width]
+
+
+def predict(model_paths, test_npz, sample_csv, source, submission_csv, batch_size, tta_shift=0):
+    """Write submission_csv (ImageId 1..N, Label) from the ensemble of model_paths, with
+    test-time augmentation if tta_shift (see member_probabilities); it is checked against
+    sample_csv before it lands.
 
     Then its provenance sidecar records `source` ("kaggle" or "sample"), so that submit can
     refuse a file built from the offline sample.
     """
     images = np.load(test_npz)["x"]
-    labels = member_probabilities(model_paths, images, batch_size).mean(axis=0).argmax(axis=1)
+    labels = member_probabilities(model_paths, images, batch_size, tta_shift).mean(axis=0).argmax(axis=1)
     submission = pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels})
     with atomic_path(submission_csv) as tmp:
         submission.to_csv(tmp, index=False)
@@ -65,7 +83,8 @@ def main():
     source = json.loads(Path(args.source_json).read_text())["source"]
     try:
         submission = predict(member_paths(args.members_dir, params["ensemble"]["seeds"]), args.test_npz,
-                             args.sample_csv, source, args.submission_csv, params["predict"]["batch_size"])
+                             args.sample_csv, source, args.submission_csv, params["predict"]["batch_size"],
+                             params["ensemble"]["tta_shift"])
     except (DataError, FileNotFoundError) as error:
         raise SystemExit(f"predict: error: {error}") from None
     print(f"predict: wrote {len(submission)} rows, built from the {source} data, to {args.submission_csv}")

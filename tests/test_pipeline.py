@@ -79,6 +79,14 @@ def test_changing_epochs_reruns_only_train_and_what_follows(project, first_repro
     assert stages_run(repro(project, offline_env)) == ["source", "train@42", "evaluate", "predict"]
 
 
+def test_test_time_augmentation_reruns_only_evaluate_and_predict(project, first_repro, offline_env):
+    plain = yaml.safe_load((project / "eval/metrics.json").read_text())["test"]["loss"]
+    set_param(project, "ensemble.tta_shift", 1)
+    assert stages_run(repro(project, offline_env)) == ["source", "evaluate", "predict"]
+    assert yaml.safe_load((project / "eval/metrics.json").read_text())["test"]["loss"] != plain
+    set_param(project, "ensemble.tta_shift", 0)
+
+
 def outputs_of_a_run(project):
     return {name: (project / name).read_bytes() for name in
             ("submissions/submission.csv", "eval/metrics.json", "dvclive/7/metrics.json",

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from competition_data import csv_text
-from src.predict import member_paths, predict
+from src.predict import member_paths, member_probabilities, predict, shifted
 from src.prepare import DataError
 
 
@@ -66,3 +66,23 @@ def test_member_paths_follow_the_seeds_and_name_a_missing_member(tmp_path):
     assert member_paths(tmp_path, [2, 1]) == [tmp_path / "2.keras", tmp_path / "1.keras"]
     with pytest.raises(FileNotFoundError, match=rf"no trained member {tmp_path}/3.keras; `dvc repro` trains it"):
         member_paths(tmp_path, [1, 3])
+
+
+def test_shifted_moves_the_digit_and_fills_with_background():
+    images = np.zeros((1, 4, 4, 1), np.uint8)
+    images[0, 1, 2, 0] = 255
+    assert np.argwhere(shifted(images, 1, 0)[0, :, :, 0]).tolist() == [[2, 2]]  # down
+    assert np.argwhere(shifted(images, 0, -2)[0, :, :, 0]).tolist() == [[1, 0]]  # left
+    assert not shifted(images, -2, 0).any()  # moved off the top: nothing wraps round
+    assert shifted(images, 1, 0).shape == images.shape
+
+
+def test_test_time_augmentation_averages_each_member_over_five_views(trained_model, prepared_dir):
+    images = np.load(prepared_dir / "test.npz")["x"]
+    model = keras.models.load_model(trained_model)
+    views = [shifted(images, dy, dx) for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))]
+    expected = np.mean([model.predict(view, verbose=0) for view in views], axis=0)
+    augmented = member_probabilities([trained_model], images, 32, tta_shift=1)
+    assert augmented.shape == (1, len(images), 10)
+    np.testing.assert_allclose(augmented[0], expected, atol=1e-6)
+    assert not np.allclose(augmented, member_probabilities([trained_model], images, 32))
