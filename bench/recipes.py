@@ -8,11 +8,13 @@ benchmark can be stopped and resumed, and ensembles can grow a member at a time.
 
     python bench/recipes.py                        # every recipe, one seed each
     python bench/recipes.py champion --seeds 1 2 3 4 5
+    python bench/recipes.py champion --seeds 1 2 3 --tta-shift 1   # also with test-time augmentation
     python bench/recipes.py --command champion     # the `dvc exp run` line for a recipe (--final-fit too)
 
 It prints one table row per run and per ensemble: holdout accuracy and errors, training
 wall time, images/s, wall time to 99.0% and 99.5% holdout accuracy, peak RSS, device,
-and the speed-ups against the seed CNN's run.
+and the speed-ups against the seed CNN's run. With --tta-shift, each of those rows is
+followed by one scored with test-time augmentation, as `ensemble.tta_shift` does it.
 """
 
 import argparse
@@ -138,6 +140,20 @@ def run(recipe, seed, prepared, results):
     return json.loads((out / "result.json").read_text()), np.load(out / "probabilities.npy")
 
 
+def tta_probabilities(recipe, seed, prepared, results, tta_shift):
+    """The run's holdout probabilities with test-time augmentation, from its saved model; None without one."""
+    from src.predict import member_probabilities
+
+    out = results / f"{recipe}-{seed}"
+    cached = out / f"probabilities-tta{tta_shift}.npy"
+    if not cached.exists():
+        if not (out / "model.keras").exists():
+            return None  # runs from before the benchmark kept models
+        images = np.load(prepared / "val.npz")["x"]
+        np.save(cached, member_probabilities([out / "model.keras"], images, 1024, tta_shift)[0])
+    return np.load(cached)
+
+
 def row(name, result, holdout_score, baseline):
     """A table row; holdout_score is src.evaluate.score's, as the evaluate stage reports it."""
 
@@ -161,6 +177,7 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="one run per seed; 2+ also score the ensemble")
     parser.add_argument("--zip", type=Path, default=ROOT.parent / "shared" / "data" / "digit-recognizer.zip")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="finished runs, reused")
+    parser.add_argument("--tta-shift", type=int, default=0, help="also score with test-time augmentation")
     parser.add_argument("--command", choices=RECIPES, help="print the recipe's `dvc exp run` line and stop")
     parser.add_argument("--final-fit", action="store_true", help="with --command: the final fit's line")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -188,18 +205,26 @@ def main():
         runs = [run(recipe, seed, prepared, args.out) for seed in args.seeds]
         if recipe == BASELINE:
             baseline = runs[0][0]
-        for result, probabilities in runs:
-            print(row(f"{recipe} (seed {result['seed']})", result, score(labels, probabilities),
-                      recipe != BASELINE and baseline), flush=True)
+        augmented = [tta_probabilities(recipe, seed, prepared, args.out, args.tta_shift) if args.tta_shift else None
+                     for seed in args.seeds]
+        for (result, probabilities), tta in zip(runs, augmented):
+            name = f"{recipe} (seed {result['seed']})"
+            print(row(name, result, score(labels, probabilities), recipe != BASELINE and baseline), flush=True)
+            if tta is not None:
+                print(row(f"{name} + TTA {args.tta_shift} px", result, score(labels, tta), None), flush=True)
         if len(runs) > 1:
-            averaged = np.mean([probabilities for _, probabilities in runs], axis=0)
             ensemble = {
                 "train_seconds": sum(r["train_seconds"] for r, _ in runs),
                 "images_per_second": np.mean([r["images_per_second"] for r, _ in runs]),
                 "seconds_to": {}, "peak_rss_mib": max(r["peak_rss_mib"] for r, _ in runs),
                 "device": runs[0][0]["device"],
             }
-            print(row(f"{recipe} ensemble of {len(runs)}", ensemble, score(labels, averaged), None), flush=True)
+            name = f"{recipe} ensemble of {len(runs)}"
+            averaged = np.mean([probabilities for _, probabilities in runs], axis=0)
+            print(row(name, ensemble, score(labels, averaged), None), flush=True)
+            if all(tta is not None for tta in augmented):
+                print(row(f"{name} + TTA {args.tta_shift} px", ensemble, score(labels, np.mean(augmented, axis=0)),
+                          None), flush=True)
 
 
 if __name__ == "__main__":
