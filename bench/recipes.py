@@ -38,9 +38,9 @@ THRESHOLDS = (0.990, 0.995)
 RECIPES = {
     "seed_mlp": {"train.arch": "mlp"},
     "seed_cnn": {"train.arch": "cnn"},
-    "compact": {  # the fast one: no augmentation, which pays off only over many epochs
-        "train.arch": "compact_cnn", "train.batch_size": 128, "train.learning_rate": 0.0015,
-        "train.schedule": "one_cycle", "train.warmup_fraction": 0.2, "train.epochs": 5,
+    "fast": {  # to 99% soonest: no augmentation, which pays off only over many epochs
+        "train.arch": "fast_cnn", "train.batch_size": 128, "train.learning_rate": 0.0015,
+        "train.schedule": "one_cycle", "train.warmup_fraction": 0.2, "train.epochs": 4,
     },
     "champion": {
         "train.arch": "bn_cnn", "train.learning_rate": 0.002, "train.schedule": "one_cycle",
