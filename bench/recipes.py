@@ -185,13 +185,12 @@ def main():
     if set(args.recipes) - set(RECIPES):
         parser.error(f"unknown recipe {sorted(set(args.recipes) - set(RECIPES))[0]!r}; choose from {', '.join(RECIPES)}")
     sys.path.insert(0, str(ROOT))
-    from src.evaluate import score
-
     if args.child:
         recipe, seed, prepared, out = args.child
         return run_one(recipe, int(seed), Path(prepared), Path(out))
     if args.command:
         return print(exp_run_command(args.command, args.seeds if len(args.seeds) > 1 else None, args.final_fit))
+    from src.evaluate import score  # after the quick answers: it loads TensorFlow
     prepared = args.out / "holdout"
     if not (prepared / "val.npz").exists():
         prepare_holdout(args.zip, args.out / "holdout-work")

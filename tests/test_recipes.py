@@ -37,3 +37,7 @@ def test_the_readme_gives_the_champion_preset_as_the_benchmark_ran_it():
     assert validated.startswith("dvc exp run -n champion -S 'train.arch=bn_cnn'") and validated in readme
     assert final_fit == validated.replace("-n champion", "-n champion-final-fit") + " -S 'train.final_fit=true'"
     assert final_fit in readme
+
+
+def test_the_readme_gives_the_fast_preset_as_the_benchmark_ran_it():
+    assert recipes.exp_run_command("fast") in (ROOT / "README.md").read_text()
