@@ -36,22 +36,34 @@ def atomic_dir(path):
     """Yield an empty temporary folder beside `path`; on success it replaces `path` whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    finish_replacing(path)
     remove_leftovers(path, ".tmp")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
+            # A folder cannot be renamed onto another: move the old one aside first.
+            os.replace(path, old_copy(path))
             os.replace(tmp, path)
-            shutil.rmtree(old)
+            shutil.rmtree(old_copy(path))
         else:
             os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def finish_replacing(path):
+    """Settle a replacement of the folder `path` that a kill cut short: put the old copy back
+    if it is all there is, else drop it. Call before reading `path`."""
+    old = old_copy(path)
+    if old.exists():
+        os.replace(old, path) if not path.exists() else shutil.rmtree(old)
+
+
+def old_copy(path):
+    return path.with_name(f".{path.name}.old")
 
 
 def remove_leftovers(path, suffix):

@@ -22,7 +22,7 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from . import models
-from .atomic import atomic_dir, atomic_path, remove
+from .atomic import atomic_dir, atomic_path, finish_replacing, remove
 
 
 def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, strategy=None, callbacks=()):
@@ -301,6 +301,7 @@ def backup_dir(root, params, *inputs, remove_others=True):
         fingerprint.update(Path(path).read_bytes())
     name = fingerprint.hexdigest()[:16]
     root = Path(root)
+    finish_replacing(root / name)  # a kill between a backup's two renames leaves it aside
     if remove_others and root.is_dir():
         for stale in root.iterdir():
             if stale.name != name:

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from src.atomic import atomic_dir, atomic_path
+from src.atomic import atomic_dir, atomic_path, finish_replacing
 from workdir import ROOT, ctrl_c_as_in_a_terminal
 
 
@@ -93,3 +93,18 @@ def test_kill_9_mid_write_leaves_no_output_and_the_next_write_cleans_up(tmp_path
     with (atomic_path if kind == "file" else atomic_dir)(target) as tmp:
         (tmp if kind == "file" else tmp / "train.csv").write_text("new")
     assert os.listdir(tmp_path) == [target.name]
+
+
+def test_a_kill_between_the_two_renames_of_a_folder_loses_nothing(tmp_path):
+    target = tmp_path / "backup"
+    aside = tmp_path / ".backup.old"  # where atomic_dir had moved the old folder when the kill came
+    aside.mkdir()
+    (aside / "epoch").write_text("2")
+    finish_replacing(target)
+    assert (target / "epoch").read_text() == "2" and not aside.exists()
+    aside.mkdir()  # a kill after both renames, before the old copy was removed
+    finish_replacing(target)
+    assert (target / "epoch").read_text() == "2" and not aside.exists()
+    with atomic_dir(target) as tmp:
+        (tmp / "epoch").write_text("3")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backup"] and (target / "epoch").read_text() == "3"

@@ -148,6 +148,16 @@ def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(prepare
     assert logged_rates(workdir / "whole_live") == [0.001, 0.001, 0.001, 0.0005]
 
 
+def test_a_backup_moved_aside_by_a_kill_is_put_back_not_discarded(prepared_dir, tmp_path):
+    inputs = (prepared_dir / "train.npz", prepared_dir / "val.npz")
+    path = backup_dir(tmp_path, TINY_TRAIN, *inputs)
+    aside = path.with_name(f".{path.name}.old")
+    aside.mkdir()
+    (aside / "training_metadata.json").write_text('{"epoch": 2, "batch": -1}')
+    assert backup_dir(tmp_path, TINY_TRAIN, *inputs) == path
+    assert epochs_backed_up(tmp_path) == 2
+
+
 def test_a_backup_of_other_params_is_discarded(prepared_dir, tmp_path):
     inputs = (prepared_dir / "train.npz", prepared_dir / "val.npz")
     kept = backup_dir(tmp_path, TINY_TRAIN, *inputs)

@@ -48,7 +48,8 @@ def run_module(workdir, module, *args, env=None):
 
 def epochs_backed_up(backup_root):
     """How many epochs the training backup under backup_root holds; 0 when there is none."""
-    metadata = list(Path(backup_root).glob("*/training_metadata.json"))
+    # Not the hidden folders of a backup being written: only the one that a resume reads.
+    metadata = list(Path(backup_root).glob("[!.]*/training_metadata.json"))
     return json.loads(metadata[0].read_text())["epoch"] if metadata else 0
 
 
