@@ -50,12 +50,13 @@ def read_int_csv(path, header, low, high):
         raise locate_bad_row(path, header, low, high) or DataError(f"{path}: not a valid CSV: {error}") from None
     if table.num_rows == 0:
         raise DataError(f"{path}: line 2, column 1: the file has a header but no rows")
-    # Filled a column at a time, each contiguous, then transposed in one pass: much faster
-    # than writing 785 strided columns into a row-major array.
+    # Filled a column at a time, each contiguous: much faster than writing 785 strided
+    # columns into a row-major array. The rows are a transposed view; the callers' reshape
+    # or copy makes them row-major in one pass.
     columns = np.empty((len(header), table.num_rows), dtype)
     for j, column in enumerate(table.columns):
         columns[j] = column.to_numpy()
-    values = np.ascontiguousarray(columns.T)
+    values = columns.T
     out_of_range = (values < low) | (values > high)
     if out_of_range.any():
         row, j = np.argwhere(out_of_range)[0]
