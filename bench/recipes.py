@@ -140,7 +140,7 @@ def run(recipe, seed, prepared, results):
     return json.loads((out / "result.json").read_text()), np.load(out / "probabilities.npy")
 
 
-def tta_probabilities(recipe, seed, prepared, results, tta_shift):
+def tta_probabilities(recipe, seed, holdout_images, results, tta_shift):
     """The run's holdout probabilities with test-time augmentation, from its saved model; None without one."""
     from src.predict import member_probabilities
 
@@ -149,8 +149,7 @@ def tta_probabilities(recipe, seed, prepared, results, tta_shift):
     if not cached.exists():
         if not (out / "model.keras").exists():
             return None  # runs from before the benchmark kept models
-        images = np.load(prepared / "val.npz")["x"]
-        np.save(cached, member_probabilities([out / "model.keras"], images, 1024, tta_shift)[0])
+        np.save(cached, member_probabilities([out / "model.keras"], holdout_images, 1024, tta_shift)[0])
     return np.load(cached)
 
 
@@ -195,7 +194,8 @@ def main():
     if not (prepared / "val.npz").exists():
         prepare_holdout(args.zip, args.out / "holdout-work")
         (args.out / "holdout-work" / "prepared").rename(prepared)
-    labels = np.load(prepared / "val.npz")["y"]
+    holdout = np.load(prepared / "val.npz")
+    labels, holdout_images = holdout["y"], holdout["x"]
     print("| recipe | holdout accuracy | errors | train wall (s) | images/s | s to 99.0% (speed-up) | "
           "s to 99.5% (speed-up) | peak RSS (MiB) | device |\n" + "| --- " * 9 + "|", flush=True)
     baseline_file = args.out / f"{BASELINE}-{args.seeds[0]}" / "result.json"
@@ -204,7 +204,7 @@ def main():
         runs = [run(recipe, seed, prepared, args.out) for seed in args.seeds]
         if recipe == BASELINE:
             baseline = runs[0][0]
-        augmented = [tta_probabilities(recipe, seed, prepared, args.out, args.tta_shift) if args.tta_shift else None
+        augmented = [tta_probabilities(recipe, seed, holdout_images, args.out, args.tta_shift) if args.tta_shift else None
                      for seed in args.seeds]
         for (result, probabilities), tta in zip(runs, augmented):
             name = f"{recipe} (seed {result['seed']})"
