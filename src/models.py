@@ -1,4 +1,6 @@
-"""The models that `train.arch` chooses between. Each takes uint8 images (N, 28, 28, 1).
+"""The models that `train.arch` chooses between, compiled as params.yaml `train` says.
+
+Each model takes uint8 images (N, 28, 28, 1).
 
 The float conversion and the augmentation are the model's first layers, so they run on
 the device that trains, inside the compiled step; Keras's random layers act only while
@@ -100,3 +102,79 @@ def build_model(arch, augment=None):
         ],
         name=arch,
     )
+
+
+def compiled_model(params, batch_size, steps_per_epoch, policy):
+    """The model that params (the `train` section of params.yaml) describe, built under the
+    dtype policy and compiled with its optimizer and learning rate for a global batch of
+    batch_size."""
+    model = build_in_precision(params["arch"], params["augment"], policy)
+    model.compile(
+        optimizer=keras.optimizers.get({
+            "class_name": params["optimizer"],
+            "config": {"learning_rate": learning_rate(params, batch_size, steps_per_epoch)},
+        }),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=params["jit_compile"],  # auto: Keras's choice, which leaves XLA off on a CPU
+    )
+    return model
+
+
+def dtype_policy(name, gpu_compute_capability):
+    """The Keras dtype policy that train.precision names; auto picks by device.
+
+    auto: mixed_bfloat16 on GPUs with bfloat16 tensor cores (compute capability 8 and up),
+    mixed_float16 on 7.x, else float32: CPUs without native 16-bit math run it slower.
+    gpu_compute_capability: (major, minor), or None without a GPU.
+    """
+    if name != "auto":
+        return name
+    major = gpu_compute_capability[0] if gpu_compute_capability else 0
+    return "mixed_bfloat16" if major >= 8 else "mixed_float16" if major >= 7 else "float32"
+
+
+def build_in_precision(arch, augment, policy):
+    """build_model under the dtype policy, leaving the global policy as it was."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        return build_model(arch, augment)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def learning_rate(params, batch_size, steps_per_epoch):
+    """The optimizer's learning rate for a global batch of batch_size: a number that
+    ReduceLROnPlateau lowers, or a schedule by step.
+
+    The rate is learning_rate scaled from lr_scaling.base_batch_size to batch_size by
+    lr_scaling.rule. exponential: that rate × decay_rate^epoch. one_cycle: a linear warm-up
+    from a tenth of that rate to it over warmup_fraction of the steps, then a cosine down
+    to zero.
+    """
+    peak = params["learning_rate"] * batch_scale(params["lr_scaling"], batch_size)
+    schedule = params["schedule"]
+    if schedule == "plateau":
+        return peak
+    if schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(peak, steps_per_epoch, params["decay_rate"], staircase=True)
+    if schedule == "one_cycle":
+        steps = steps_per_epoch * params["epochs"]
+        warmup_steps = round(steps * params["warmup_fraction"])
+        return keras.optimizers.schedules.CosineDecay(peak / 10, steps - warmup_steps, warmup_target=peak,
+                                                      warmup_steps=warmup_steps)
+    raise ValueError(f"train.schedule is {schedule!r}; it must be plateau, exponential or one_cycle")
+
+
+def batch_scale(lr_scaling, batch_size):
+    """The factor on the learning rate for a global batch of batch_size.
+
+    linear keeps the update per image the same, as for SGD (Goyal et al., 2017); sqrt keeps
+    the gradient noise the same, which suits Adam at large batches (Malladi et al., 2022).
+    """
+    ratio = batch_size / lr_scaling["base_batch_size"]
+    rules = {"linear": ratio, "sqrt": ratio ** 0.5, "none": 1.0}
+    if lr_scaling["rule"] not in rules:
+        raise ValueError(f"train.lr_scaling.rule is {lr_scaling['rule']!r}; it must be linear, sqrt or none")
+    return rules[lr_scaling["rule"]]

@@ -46,16 +46,8 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
     batch_size = params["batch_size"] * strategy.num_replicas_in_sync  # batch_size is per replica
     images, labels, validation = training_data(np.load(train_npz), np.load(val_npz), params["final_fit"])
     with strategy.scope():
-        model = build_in_precision(params["arch"], params["augment"], precision_policy(params["precision"]))
-        model.compile(
-            optimizer=keras.optimizers.get({
-                "class_name": params["optimizer"],
-                "config": {"learning_rate": learning_rate(params, batch_size, -(-len(labels) // batch_size))},
-            }),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-            jit_compile=params["jit_compile"],  # auto: Keras's choice, which leaves XLA off on a CPU
-        )
+        model = models.compiled_model(params, batch_size, -(-len(labels) // batch_size),
+                                      precision_policy(params["precision"]))
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     reduce_lr = keras.callbacks.ReduceLROnPlateau(**params["reduce_lr"]) if params["schedule"] == "plateau" else None
     fingerprint_params = {**params, "seed": seed}
@@ -88,28 +80,10 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
 
 
 def precision_policy(name):
-    """The Keras dtype policy that train.precision names; auto picks by device.
-
-    auto: mixed_bfloat16 on GPUs with bfloat16 tensor cores (compute capability 8 and up),
-    mixed_float16 on 7.x, else float32: CPUs without native 16-bit math run it slower.
-    """
-    if name != "auto":
-        return name
+    """models.dtype_policy for train.precision on this machine's first GPU, as TensorFlow sees it."""
     gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "float32"
-    major, _ = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
-    return "mixed_bfloat16" if major >= 8 else "mixed_float16" if major >= 7 else "float32"
-
-
-def build_in_precision(arch, augment, policy):
-    """models.build_model under the dtype policy, leaving the global policy as it was."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        return models.build_model(arch, augment)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") if gpus else None
+    return models.dtype_policy(name, capability)
 
 
 def training_data(train_split, val_split, final_fit):
@@ -118,42 +92,6 @@ def training_data(train_split, val_split, final_fit):
     if not final_fit:
         return train_split["x"], train_split["y"], (val_split["x"], val_split["y"])
     return np.concatenate([train_split["x"], val_split["x"]]), np.concatenate([train_split["y"], val_split["y"]]), None
-
-
-def learning_rate(params, batch_size, steps_per_epoch):
-    """The optimizer's learning rate for a global batch of batch_size: a number that
-    ReduceLROnPlateau lowers, or a schedule by step.
-
-    The rate is learning_rate scaled from lr_scaling.base_batch_size to batch_size by
-    lr_scaling.rule. exponential: that rate × decay_rate^epoch. one_cycle: a linear warm-up
-    from a tenth of that rate to it over warmup_fraction of the steps, then a cosine down
-    to zero.
-    """
-    peak = params["learning_rate"] * batch_scale(params["lr_scaling"], batch_size)
-    schedule = params["schedule"]
-    if schedule == "plateau":
-        return peak
-    if schedule == "exponential":
-        return keras.optimizers.schedules.ExponentialDecay(peak, steps_per_epoch, params["decay_rate"], staircase=True)
-    if schedule == "one_cycle":
-        steps = steps_per_epoch * params["epochs"]
-        warmup_steps = round(steps * params["warmup_fraction"])
-        return keras.optimizers.schedules.CosineDecay(peak / 10, steps - warmup_steps, warmup_target=peak,
-                                                      warmup_steps=warmup_steps)
-    raise ValueError(f"train.schedule is {schedule!r}; it must be plateau, exponential or one_cycle")
-
-
-def batch_scale(lr_scaling, batch_size):
-    """The factor on the learning rate for a global batch of batch_size.
-
-    linear keeps the update per image the same, as for SGD (Goyal et al., 2017); sqrt keeps
-    the gradient noise the same, which suits Adam at large batches (Malladi et al., 2022).
-    """
-    ratio = batch_size / lr_scaling["base_batch_size"]
-    rules = {"linear": ratio, "sqrt": ratio ** 0.5, "none": 1.0}
-    if lr_scaling["rule"] not in rules:
-        raise ValueError(f"train.lr_scaling.rule is {lr_scaling['rule']!r}; it must be linear, sqrt or none")
-    return rules[lr_scaling["rule"]]
 
 
 class LearningRateLog(keras.callbacks.Callback):

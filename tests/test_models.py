@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from keras import layers
 
-from src.models import build_model
+from conftest import TINY_TRAIN
+from src.models import build_model, dtype_policy, learning_rate
 
 
 @pytest.mark.parametrize("arch, parameters", [
@@ -44,3 +45,22 @@ def test_no_augmentation_adds_no_layers():
 def test_an_unknown_arch_is_refused():
     with pytest.raises(ValueError, match="train.arch is 'resnet'; it must be one of cnn, bn_cnn, fast_cnn, mlp"):
         build_model("resnet")
+
+
+@pytest.mark.parametrize("rule, factor", [("linear", 4), ("sqrt", 2), ("none", 1)])
+def test_the_learning_rate_follows_the_global_batch(rule, factor):
+    params = {**TINY_TRAIN, "learning_rate": 0.001, "lr_scaling": {"rule": rule, "base_batch_size": 64}}
+    assert learning_rate(params, 256, steps_per_epoch=10) == pytest.approx(0.001 * factor)
+
+
+def test_an_unknown_scaling_rule_is_refused():
+    with pytest.raises(ValueError, match="train.lr_scaling.rule is 'cubic'"):
+        learning_rate({**TINY_TRAIN, "lr_scaling": {"rule": "cubic", "base_batch_size": 64}}, 64, 10)
+
+
+@pytest.mark.parametrize("name, capability, policy", [
+    ("auto", None, "float32"), ("auto", (7, 5), "mixed_float16"), ("auto", (9, 0), "mixed_bfloat16"),
+    ("float32", (9, 0), "float32"), ("mixed_float16", None, "mixed_float16"),
+])
+def test_precision_auto_follows_the_gpu_and_a_named_policy_wins(name, capability, policy):
+    assert dtype_policy(name, capability) == policy

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import TINY_TRAIN
-from src.train import backup_dir, learning_rate, precision_policy, train
+from src.train import backup_dir, precision_policy, train
 from workdir import ROOT, epochs_backed_up, make_workdir
 
 
@@ -59,17 +59,6 @@ def test_learning_rate_schedules(prepared_dir, tmp_path, schedule, settings, rat
     train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / "m.keras", tmp_path / "live", params, 1,
           tmp_path / "backup")
     assert logged_rates(tmp_path / "live") == pytest.approx(rates, abs=1e-7)
-
-
-@pytest.mark.parametrize("rule, factor", [("linear", 4), ("sqrt", 2), ("none", 1)])
-def test_the_learning_rate_follows_the_global_batch(rule, factor):
-    params = {**TINY_TRAIN, "learning_rate": 0.001, "lr_scaling": {"rule": rule, "base_batch_size": 64}}
-    assert learning_rate(params, 256, steps_per_epoch=10) == pytest.approx(0.001 * factor)
-
-
-def test_an_unknown_scaling_rule_is_refused():
-    with pytest.raises(ValueError, match="train.lr_scaling.rule is 'cubic'"):
-        learning_rate({**TINY_TRAIN, "lr_scaling": {"rule": "cubic", "base_batch_size": 64}}, 64, 10)
 
 
 def test_thread_settings_reach_tensorflow():
