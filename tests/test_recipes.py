@@ -2,6 +2,7 @@
 
 import importlib.util
 
+import numpy as np
 import pytest
 
 from workdir import ROOT
@@ -41,3 +42,20 @@ def test_the_readme_gives_the_champion_preset_as_the_benchmark_ran_it():
 
 def test_the_readme_gives_the_fast_preset_as_the_benchmark_ran_it():
     assert recipes.exp_run_command("fast") in (ROOT / "README.md").read_text()
+
+
+def test_the_readme_gives_the_gpu_preset_as_the_benchmark_ran_it():
+    assert recipes.exp_run_command("gpu") in (ROOT / "README.md").read_text()
+
+
+def test_runs_side_by_side_each_keep_their_model_probabilities_and_figures(prepared_dir, tmp_path):
+    runs = recipes.run_all("seed_mlp", [1, 2], prepared_dir, tmp_path, jobs=2)
+    for seed, (result, probabilities) in zip([1, 2], runs):
+        assert (result["recipe"], result["seed"], result["epochs"]) == ("seed_mlp", seed, 10)
+        assert result["device"].endswith(", 2 runs side by side")
+        assert len(result["curve"]) == 10 and result["train_seconds"] > 0
+        assert probabilities.shape == (100, 10)
+        assert (tmp_path / f"seed_mlp-{seed}" / "model.keras").exists()
+    assert not np.array_equal(runs[0][1], runs[1][1])  # each from its own seed
+    again = recipes.run_all("seed_mlp", [1, 2], prepared_dir, tmp_path, jobs=2)  # finished runs are reused
+    assert [result for result, _ in again] == [result for result, _ in runs]
