@@ -124,9 +124,8 @@ def run_one(recipe, seed, prepared, out, side_by_side):
                           params, seed, Path(tmp) / "backup", callbacks=[EpochClock()])
     else:
         model = fit_without_tensorflow(prepared, params, seed, [EpochClock()])
+        model.save(out / "model.keras")  # as train() does: a model left by a killed earlier try is replaced
     wall = time.time() - start
-    if not (out / "model.keras").exists():
-        model.save(out / "model.keras")
     np.save(out / "probabilities.npy", model.predict(np.load(prepared / "val.npz")["x"], batch_size=1024, verbose=0))
     images = len(np.load(prepared / "train.npz")["y"]) * params["epochs"]
     result = {

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import TINY_TRAIN
+from src.atomic import old_copy
 from src.train import backup_dir, precision_policy, train
 from workdir import ROOT, epochs_backed_up, make_workdir
 
@@ -140,7 +141,7 @@ def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(prepare
 def test_a_backup_moved_aside_by_a_kill_is_put_back_not_discarded(prepared_dir, tmp_path):
     inputs = (prepared_dir / "train.npz", prepared_dir / "val.npz")
     path = backup_dir(tmp_path, TINY_TRAIN, *inputs)
-    aside = path.with_name(f".{path.name}.old")
+    aside = old_copy(path)
     aside.mkdir()
     (aside / "training_metadata.json").write_text('{"epoch": 2, "batch": -1}')
     assert backup_dir(tmp_path, TINY_TRAIN, *inputs) == path
