@@ -65,7 +65,7 @@ RECIPES = {
     },
 }
 BASELINE = "seed_cnn"
-CHAMPION_SEEDS = [42, 43, 44, 45, 46]  # the README's champion ensemble
+CHAMPION, CHAMPION_SEEDS = "champion_long", [42, 43, 44, 45]  # the README's champion preset
 
 
 def recipe_params(recipe):

@@ -33,10 +33,10 @@ def test_a_misspelt_override_is_refused(monkeypatch):
 
 def test_the_readme_gives_the_champion_preset_as_the_benchmark_ran_it():
     readme = (ROOT / "README.md").read_text()
-    validated = recipes.exp_run_command("champion", recipes.CHAMPION_SEEDS)
-    final_fit = recipes.exp_run_command("champion", recipes.CHAMPION_SEEDS, final_fit=True)
-    assert validated.startswith("dvc exp run -n champion -S 'train.arch=bn_cnn'") and validated in readme
-    assert final_fit == validated.replace("-n champion", "-n champion-final-fit") + " -S 'train.final_fit=true'"
+    validated = recipes.exp_run_command(recipes.CHAMPION, recipes.CHAMPION_SEEDS)
+    final_fit = recipes.exp_run_command(recipes.CHAMPION, recipes.CHAMPION_SEEDS, final_fit=True)
+    assert validated.startswith("dvc exp run -n champion_long -S 'train.arch=bn_cnn'") and validated in readme
+    assert final_fit == validated.replace("-n champion_long", "-n champion_long-final-fit") + " -S 'train.final_fit=true'"
     assert final_fit in readme
 
 
