@@ -37,8 +37,9 @@ THRESHOLDS = (0.990, 0.995)
 
 # Overrides of params.yaml, as `dvc exp run -S` takes them.
 RECIPES = {
-    "seed_mlp": {"train.arch": "mlp"},
-    "seed_cnn": {"train.arch": "cnn"},
+    # The seed recipes as they were, float32 throughout: speed-ups are measured against them.
+    "seed_mlp": {"train.arch": "mlp", "train.precision": "float32", "ensemble.precision": "float32"},
+    "seed_cnn": {"train.arch": "cnn", "train.precision": "float32", "ensemble.precision": "float32"},
     "fast": {  # to 99% soonest: no augmentation, which pays off only over many epochs
         "train.arch": "fast_cnn", "train.batch_size": 128, "train.learning_rate": 0.0015,
         "train.schedule": "one_cycle", "train.warmup_fraction": 0.2, "train.epochs": 4,
@@ -109,6 +110,8 @@ def run_one(recipe, seed, prepared, out, side_by_side):
     """Child process: train one recipe from one seed; write its model, holdout probabilities and figures."""
     import keras
 
+    from src.models import precision_policy
+
     class EpochClock(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             curve.append((time.time(), logs["val_accuracy"]))
@@ -120,13 +123,13 @@ def run_one(recipe, seed, prepared, out, side_by_side):
         from src.train import train
 
         with tempfile.TemporaryDirectory() as tmp:
-            model = train(prepared / "train.npz", prepared / "val.npz", out / "model.keras", Path(tmp) / "live",
+            train(prepared / "train.npz", prepared / "val.npz", out / "model.keras", Path(tmp) / "live",
                           params, seed, Path(tmp) / "backup", callbacks=[EpochClock()])
     else:
         model = fit_without_tensorflow(prepared, params, seed, [EpochClock()])
         model.save(out / "model.keras")  # as train() does: a model left by a killed earlier try is replaced
     wall = time.time() - start
-    np.save(out / "probabilities.npy", model.predict(np.load(prepared / "val.npz")["x"], batch_size=1024, verbose=0))
+    np.save(out / "probabilities.npy", holdout_probabilities(recipe, out, np.load(prepared / "val.npz")["x"], 0))
     images = len(np.load(prepared / "train.npz")["y"]) * params["epochs"]
     result = {
         "recipe": recipe, "seed": seed, "epochs": params["epochs"],
@@ -135,7 +138,8 @@ def run_one(recipe, seed, prepared, out, side_by_side):
                        for t in THRESHOLDS},
         "curve": curve,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "device": device_name() + (f", {side_by_side} runs side by side" if side_by_side > 1 else ""),
+        "device": device_name() + f", {precision_policy(params['precision'])}"
+                  + (f", {side_by_side} runs side by side" if side_by_side > 1 else ""),
     }
     (out / "result.json").write_text(json.dumps(result, indent=2))
 
@@ -147,18 +151,15 @@ def fit_without_tensorflow(prepared, params, seed, callbacks):
     Keras feeds the arrays itself; TensorFlow's input pipeline, strategies, determinism and
     backups stay with the train stage.
     """
-    import jax
     import keras
 
-    from src.models import compiled_model, dtype_policy
+    from src.models import compiled_model, precision_policy
 
     keras.utils.set_random_seed(seed)
-    device = jax.devices()[0]
-    capability = tuple(map(int, device.compute_capability.split("."))) if device.platform == "gpu" else None
     train_split, val_split = np.load(prepared / "train.npz"), np.load(prepared / "val.npz")
     batch_size = params["batch_size"]
     model = compiled_model(params, batch_size, -(-len(train_split["y"]) // batch_size),
-                           dtype_policy(params["precision"], capability))
+                           precision_policy(params["precision"]))
     model.fit(train_split["x"], train_split["y"], batch_size=batch_size, epochs=params["epochs"],
               validation_data=(val_split["x"], val_split["y"]), callbacks=callbacks, verbose=2)
     return model
@@ -212,16 +213,23 @@ def wait_for(child):
         raise subprocess.CalledProcessError(child.returncode, child.args)
 
 
-def tta_probabilities(recipe, seed, holdout_images, results, tta_shift):
-    """The run's holdout probabilities with test-time augmentation, from its saved model; None without one."""
+def holdout_probabilities(recipe, out, holdout_images, tta_shift):
+    """The run's saved model's softmax on the holdout, computed as the evaluate stage computes it."""
+    from src.models import precision_policy
     from src.predict import member_probabilities
 
+    policy = precision_policy(recipe_params(recipe)["ensemble"]["precision"])
+    return member_probabilities([out / "model.keras"], holdout_images, 1024, tta_shift, policy)[0]
+
+
+def tta_probabilities(recipe, seed, holdout_images, results, tta_shift):
+    """The run's holdout probabilities with test-time augmentation, from its saved model; None without one."""
     out = results / f"{recipe}-{seed}"
     cached = out / f"probabilities-tta{tta_shift}.npy"
     if not cached.exists():
         if not (out / "model.keras").exists():
             return None  # runs from before the benchmark kept models
-        np.save(cached, member_probabilities([out / "model.keras"], holdout_images, 1024, tta_shift)[0])
+        np.save(cached, holdout_probabilities(recipe, out, holdout_images, tta_shift))
     return np.load(cached)
 
 

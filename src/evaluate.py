@@ -17,6 +17,7 @@ import yaml
 from sklearn.metrics import accuracy_score, classification_report, log_loss
 
 from .atomic import atomic_dir, atomic_path
+from .models import precision_policy
 from .predict import member_paths, member_probabilities
 
 matplotlib.use("Agg")  # files only, no display
@@ -63,15 +64,16 @@ def plot_misclassified(images, labels, probabilities, path, limit):
     plt.close(figure)
 
 
-def evaluate(model_paths, val_npz, test_npz, metrics_path, report_path, plots_dir, max_misclassified, tta_shift=0):
+def evaluate(model_paths, val_npz, test_npz, metrics_path, report_path, plots_dir, max_misclassified, tta_shift=0,
+             policy="float32"):
     """Score the ensemble of model_paths, and with two or more members each member alone;
-    with test-time augmentation if tta_shift, as predict does."""
+    computing in the dtype policy, with test-time augmentation if tta_shift, as predict does."""
     metrics, reports = {}, []
     with atomic_dir(plots_dir) as plots:
         (plots / "confusion").mkdir()
         (plots / "misclassified").mkdir()
         for name, (images, labels) in labelled_splits(val_npz, test_npz).items():
-            members = member_probabilities(model_paths, images, 1024, tta_shift)
+            members = member_probabilities(model_paths, images, 1024, tta_shift, policy)
             probabilities = members.mean(axis=0)
             metrics[name] = score(labels, probabilities)
             if len(model_paths) > 1:
@@ -108,7 +110,7 @@ def main():
               "model; the validated run's are the honest ones")
     metrics = evaluate(models, prepared / "val.npz", prepared / "test.npz", out / "metrics.json",
                        out / "classification_report.txt", out / "plots", params["evaluate"]["max_misclassified"],
-                       params["ensemble"]["tta_shift"])
+                       params["ensemble"]["tta_shift"], precision_policy(params["ensemble"]["precision"]))
     for name, values in metrics.items():
         print(f"evaluate: {name}: accuracy {values['accuracy']:.4%}, loss {values['loss']:.4f}, "
               f"{values['errors']} errors in {values['images']} images"

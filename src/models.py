@@ -7,6 +7,8 @@ the device that trains, inside the compiled step; Keras's random layers act only
 training, so a saved model predicts on the images as they are.
 """
 
+from pathlib import Path
+
 import keras
 from keras import layers
 
@@ -121,17 +123,64 @@ def compiled_model(params, batch_size, steps_per_epoch, policy):
     return model
 
 
-def dtype_policy(name, gpu_compute_capability):
-    """The Keras dtype policy that train.precision names; auto picks by device.
+def dtype_policy(name, gpu_compute_capability, cpu_bfloat16=False):
+    """The Keras dtype policy that a precision param (train.precision, ensemble.precision)
+    names; auto picks by device.
 
-    auto: mixed_bfloat16 on GPUs with bfloat16 tensor cores (compute capability 8 and up),
-    mixed_float16 on 7.x, else float32: CPUs without native 16-bit math run it slower.
+    auto: on a GPU, mixed_bfloat16 from compute capability 8 (bfloat16 tensor cores) and
+    mixed_float16 on 7.x; on a CPU, mixed_bfloat16 where it has bfloat16 arithmetic
+    (cpu_bfloat16); else float32, as 16-bit math that the hardware lacks runs slower.
     gpu_compute_capability: (major, minor), or None without a GPU.
     """
     if name != "auto":
         return name
-    major = gpu_compute_capability[0] if gpu_compute_capability else 0
-    return "mixed_bfloat16" if major >= 8 else "mixed_float16" if major >= 7 else "float32"
+    if gpu_compute_capability:
+        major = gpu_compute_capability[0]
+        return "mixed_bfloat16" if major >= 8 else "mixed_float16" if major >= 7 else "float32"
+    return "mixed_bfloat16" if cpu_bfloat16 else "float32"
+
+
+def precision_policy(name):
+    """dtype_policy for `name` on this machine: its first GPU, as the Keras backend sees it, else its CPU."""
+    if name != "auto":
+        return name
+    capability = None
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform == "gpu":
+            capability = tuple(map(int, device.compute_capability.split(".")))
+    return dtype_policy(name, capability, capability is None and cpu_has_bfloat16())
+
+
+# x86 instruction sets with bfloat16 dot products, which oneDNN runs TensorFlow's bfloat16
+# convolutions and matmuls on: AVX512_BF16 (AMD Zen 4 on, Intel Cooper Lake on) and AMX.
+BFLOAT16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """Whether the CPU has bfloat16 arithmetic, by the flags Linux lists; False where it lists none."""
+    try:
+        lines = Path(cpuinfo).read_text().splitlines()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return not BFLOAT16_CPU_FLAGS.isdisjoint(flags)
+
+
+def in_precision(model, policy):
+    """A built model, computing in the dtype policy from its next call on; its weights stay
+    as they are, and its softmax layer in float32 (see build_model)."""
+    for layer in model.layers[:-1]:
+        layer.dtype_policy = policy
+    return model
 
 
 def build_in_precision(arch, augment, policy):

@@ -47,7 +47,7 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
     images, labels, validation = training_data(np.load(train_npz), np.load(val_npz), params["final_fit"])
     with strategy.scope():
         model = models.compiled_model(params, batch_size, -(-len(labels) // batch_size),
-                                      precision_policy(params["precision"]))
+                                      models.precision_policy(params["precision"]))
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     reduce_lr = keras.callbacks.ReduceLROnPlateau(**params["reduce_lr"]) if params["schedule"] == "plateau" else None
     fingerprint_params = {**params, "seed": seed}
@@ -77,13 +77,6 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
         with atomic_path(model_path) as tmp:
             model.save(tmp)
     return model
-
-
-def precision_policy(name):
-    """models.dtype_policy for train.precision on this machine's first GPU, as TensorFlow sees it."""
-    gpus = tf.config.list_physical_devices("GPU")
-    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") if gpus else None
-    return models.dtype_policy(name, capability)
 
 
 def training_data(train_split, val_split, final_fit):

@@ -54,7 +54,7 @@ TINY_TRAIN = {
     "arch": "cnn", "augment": {"rotation": 0, "zoom": 0, "shift": 0}, "optimizer": "adam", "learning_rate": 0.001,
     "schedule": "plateau", "decay_rate": 0.95, "warmup_fraction": 0.3, "epochs": 2, "batch_size": 32,
     "lr_scaling": {"rule": "linear", "base_batch_size": 32}, "threads": {"intra_op": 0, "inter_op": 0},
-    "final_fit": False, "precision": "auto", "jit_compile": "auto", "strategy": "auto", "deterministic": True,
+    "final_fit": False, "precision": "float32", "jit_compile": "auto", "strategy": "auto", "deterministic": True,
     "reduce_lr": {"monitor": "val_accuracy", "factor": 0.5, "patience": 3, "min_lr": 1e-5},
 }
 

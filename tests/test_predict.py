@@ -86,3 +86,15 @@ def test_test_time_augmentation_averages_each_member_over_five_views(trained_mod
     assert augmented.shape == (1, len(images), 10)
     np.testing.assert_allclose(augmented[0], expected, atol=1e-6)
     assert not np.allclose(augmented, member_probabilities([trained_model], images, 32))
+
+
+def test_the_members_predict_in_the_policy_asked_for(trained_model, prepared_dir):
+    images = np.load(prepared_dir / "test.npz")["x"]
+    saved = trained_model.read_bytes()
+    in_float32 = member_probabilities([trained_model], images, 32)
+    in_bfloat16 = member_probabilities([trained_model], images, 32, policy="mixed_bfloat16")
+    expected = keras.models.load_model(trained_model).predict(images, verbose=0)  # trained in float32
+    np.testing.assert_allclose(in_float32[0], expected, atol=1e-6)
+    assert not np.array_equal(in_bfloat16, in_float32)
+    np.testing.assert_allclose(in_bfloat16, in_float32, atol=0.05)
+    assert trained_model.read_bytes() == saved  # the member on disk is left as it trained

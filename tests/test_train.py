@@ -13,7 +13,8 @@ import yaml
 
 from conftest import TINY_TRAIN
 from src.atomic import old_copy
-from src.train import backup_dir, precision_policy, train
+from src.models import cpu_has_bfloat16, precision_policy
+from src.train import backup_dir, train
 from workdir import ROOT, epochs_backed_up, make_workdir
 
 
@@ -224,8 +225,8 @@ def test_two_worker_processes_train_and_only_the_chief_writes(prepared_dir, tmp_
     assert sorted(p.name for p in other.iterdir()) == ["params.yaml"]  # no model, metrics or backup
 
 
-def test_precision_auto_is_float32_on_a_cpu_and_a_named_policy_is_used(prepared_dir, tmp_path):
-    assert precision_policy("auto") == "float32"  # the tests run on a CPU
+def test_precision_auto_follows_this_cpu_and_a_named_policy_is_used(prepared_dir, tmp_path):
+    assert precision_policy("auto") == ("mixed_bfloat16" if cpu_has_bfloat16() else "float32")  # tests run on a CPU
     params = {**TINY_TRAIN, "arch": "mlp", "epochs": 1, "precision": "mixed_bfloat16"}
     model = train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / "m.keras", tmp_path / "live",
                   params, 1, tmp_path / "backup")
