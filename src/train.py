@@ -45,12 +45,12 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
     chief = strategy.extended.should_checkpoint  # the chief, or the only task
     batch_size = params["batch_size"] * strategy.num_replicas_in_sync  # batch_size is per replica
     images, labels, validation = training_data(np.load(train_npz), np.load(val_npz), params["final_fit"])
+    policy = models.precision_policy(params["precision"])
     with strategy.scope():
-        model = models.compiled_model(params, batch_size, -(-len(labels) // batch_size),
-                                      models.precision_policy(params["precision"]))
+        model = models.compiled_model(params, batch_size, -(-len(labels) // batch_size), policy)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     reduce_lr = keras.callbacks.ReduceLROnPlateau(**params["reduce_lr"]) if params["schedule"] == "plateau" else None
-    fingerprint_params = {**params, "seed": seed}
+    fingerprint_params = {**params, "seed": seed, "policy": policy}  # auto's choice differs between machines
     backup = TrainingBackup(backup_dir(backup_root, fingerprint_params, train_npz, val_npz, remove_others=chief),
                             reduce_lr, live_dir, writes=chief)
     resumed_epoch = backup.saved_epoch()

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import yaml
 
 from conftest import TINY_TRAIN
 from src.atomic import old_copy
+from src import models
 from src.models import cpu_has_bfloat16, precision_policy
 from src.train import backup_dir, train
 from workdir import ROOT, epochs_backed_up, make_workdir
@@ -156,6 +158,41 @@ def test_a_backup_of_other_params_is_discarded(prepared_dir, tmp_path):
     assert backup_dir(tmp_path, TINY_TRAIN, *inputs) == kept and kept.exists()
     other = backup_dir(tmp_path, {**TINY_TRAIN, "learning_rate": 0.01}, *inputs)
     assert other != kept and not kept.exists()
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAtSecondEpoch(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise Killed  # after the first epoch's backup
+
+
+def test_a_backup_made_in_another_precision_is_not_resumed(prepared_dir, tmp_path, monkeypatch, capsys):
+    params = {**TINY_TRAIN, "arch": "mlp", "epochs": 2, "precision": "auto"}
+    inputs = (prepared_dir / "train.npz", prepared_dir / "val.npz")
+    backup, aside = tmp_path / "backup", tmp_path / "aside"
+
+    def train_on(cpu_bfloat16, **options):
+        monkeypatch.setattr(models, "cpu_has_bfloat16", lambda: cpu_bfloat16)
+        capsys.readouterr()
+        model = train(*inputs, tmp_path / "m.keras", tmp_path / "live", params, 1, backup, **options)
+        return model, capsys.readouterr().out
+
+    with pytest.raises(Killed):  # killed on a CPU where auto is float32
+        train_on(False, callbacks=[KillAtSecondEpoch()])
+    assert epochs_backed_up(backup) == 1
+    shutil.copytree(backup, aside)
+    model, output = train_on(True)  # the workspace moved to a CPU with bfloat16
+    assert "resuming" not in output and "Epoch 1/2" in output
+    assert model.layers[0].dtype_policy.name == "mixed_bfloat16"
+    shutil.rmtree(backup)
+    aside.rename(backup)
+    model, output = train_on(False)  # where it was made, the same backup is resumed
+    assert "train: resuming after epoch 1" in output and "Epoch 1/2" not in output
+    assert model.layers[0].dtype_policy.name == "float32"
 
 
 MIRRORED = """
