@@ -83,6 +83,9 @@ def main():
         # Unbuffered: the stages' lines arrive as they are printed, so each is booked to its stage.
         env = {**os.environ, **kaggle.client_env(), "HOME": tmp, "KAGGLE_CONFIG_DIR": tmp, "PYTHONUNBUFFERED": "1"}
         env.pop("KAGGLE_API_TOKEN", None)
+        # With HOME a fresh folder git knows no one, and `dvc exp run` commits in the clone.
+        env.update({f"GIT_{role}_{field}": value for role in ("AUTHOR", "COMMITTER")
+                    for field, value in (("NAME", "bench"), ("EMAIL", "bench@localhost"))})
         for name, command in commands(args.recipe, args.seeds, args.final_fit):
             entry = record.setdefault(name, {"command": command, "done": False, "attempts": 0, "seconds": {}})
             if entry["done"]:
