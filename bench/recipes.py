@@ -70,28 +70,59 @@ CHAMPION, CHAMPION_SEEDS = "champion_long", [42, 43, 44, 45]  # the README's cha
 
 
 def recipe_params(recipe):
-    """params.yaml with the recipe's overrides applied."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for dotted, value in RECIPES[recipe].items():
+    """params.yaml with the recipe's overrides applied, as `dvc exp run -S` applies them."""
+    return with_settings(yaml.safe_load((ROOT / "params.yaml").read_text()), RECIPES[recipe], f"recipe {recipe}")
+
+
+def with_settings(params, settings, source):
+    """params with each of settings' `dotted.name: value` set; source names them when params lacks one."""
+    for dotted, value in settings.items():
         *parents, key = dotted.split(".")
         section = params
         for parent in parents:
             section = section[parent]
         if key not in section:
-            raise KeyError(f"recipe {recipe}: params.yaml has no {dotted}")
+            raise KeyError(f"{source}: params.yaml has no {dotted}")
         section[key] = value
+    return params
+
+
+def exp_run_settings(recipe, seeds=None, final_fit=False):
+    """The `-S` settings of the recipe's `dvc exp run` line: its overrides, the seeds, the final-fit switch.
+
+    `dvc exp run -S` leaves its values in params.yaml, so the line also sets each param
+    that another recipe or a final fit changes back to params.yaml's own value: run after
+    any other recipe's line, it trains what it trains in a fresh clone.
+    """
+    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
+    settings = dict(RECIPES[recipe])
+    for dotted in (dotted for other in RECIPES.values() for dotted in other):
+        settings.setdefault(dotted, param(defaults, dotted))
+    settings["ensemble.seeds"] = list(seeds) if seeds else param(defaults, "ensemble.seeds")
+    settings["train.final_fit"] = final_fit
+    return settings
+
+
+def param(params, dotted):
+    """The value of a dotted name, such as train.augment.zoom, in params."""
+    for key in dotted.split("."):
+        params = params[key]
     return params
 
 
 def exp_run_command(recipe, seeds=None, final_fit=False):
     """The `dvc exp run` line that trains the recipe in the pipeline; with final_fit, on all of train.csv."""
-    settings = [f"{dotted}={value}" for dotted, value in RECIPES[recipe].items()]
-    if seeds:
-        settings.append(f"ensemble.seeds=[{','.join(map(str, seeds))}]")
-    if final_fit:
-        settings.append("train.final_fit=true")
+
+    def written(value):  # as the override grammar of `-S` reads it back
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, list):
+            return f"[{','.join(map(str, value))}]"
+        return str(value)
+
     name = f"{recipe}-final-fit" if final_fit else recipe
-    return f"dvc exp run -n {name} " + " ".join(f"-S '{setting}'" for setting in settings)
+    settings = exp_run_settings(recipe, seeds, final_fit)
+    return f"dvc exp run -n {name} " + " ".join(f"-S '{dotted}={written(value)}'" for dotted, value in settings.items())
 
 
 def prepare_holdout(zip_path, out_dir):

@@ -1,9 +1,13 @@
 """bench/recipes.py's recipes stay in step with params.yaml and with the README's commands."""
 
 import importlib.util
+import shlex
+import shutil
 
 import numpy as np
 import pytest
+import yaml
+from dvc.utils.hydra import apply_overrides
 
 from workdir import ROOT
 
@@ -36,8 +40,32 @@ def test_the_readme_gives_the_champion_preset_as_the_benchmark_ran_it():
     validated = recipes.exp_run_command(recipes.CHAMPION, recipes.CHAMPION_SEEDS)
     final_fit = recipes.exp_run_command(recipes.CHAMPION, recipes.CHAMPION_SEEDS, final_fit=True)
     assert validated.startswith("dvc exp run -n champion_long -S 'train.arch=bn_cnn'") and validated in readme
-    assert final_fit == validated.replace("-n champion_long", "-n champion_long-final-fit") + " -S 'train.final_fit=true'"
+    assert validated.endswith(" -S 'train.final_fit=false'")
+    assert final_fit == (validated.replace("-n champion_long", "-n champion_long-final-fit")
+                         .replace("'train.final_fit=false'", "'train.final_fit=true'"))
     assert final_fit in readme
+
+
+LINES = [(recipe, final_fit) for recipe in recipes.RECIPES for final_fit in (False, True)]
+
+
+@pytest.mark.parametrize("recipe, final_fit", LINES)
+def test_dvc_reads_a_recipe_line_as_the_recipe_after_any_other_line(recipe, final_fit, tmp_path):
+    """`dvc exp run -S` leaves its values in params.yaml: a line must not inherit the last one's."""
+    params_file = tmp_path / "params.yaml"
+
+    def run(line):  # what `dvc exp run` does to params.yaml, by DVC's own parser of -S
+        words = shlex.split(line)
+        apply_overrides(params_file, [words[i + 1] for i, word in enumerate(words) if word == "-S"])
+        return yaml.safe_load(params_file.read_text())
+
+    expected = recipes.recipe_params(recipe)
+    expected["ensemble"]["seeds"], expected["train"]["final_fit"] = [3, 4], final_fit
+    line = recipes.exp_run_command(recipe, [3, 4], final_fit)
+    for earlier, earlier_final_fit in LINES:
+        shutil.copy(ROOT / "params.yaml", params_file)
+        run(recipes.exp_run_command(earlier, [1, 2], earlier_final_fit))
+        assert run(line) == expected, f"{recipe} after {earlier}"
 
 
 def test_the_readme_gives_the_fast_preset_as_the_benchmark_ran_it():
