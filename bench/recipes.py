@@ -78,9 +78,7 @@ def with_settings(params, settings, source):
     """params with each of settings' `dotted.name: value` set; source names them when params lacks one."""
     for dotted, value in settings.items():
         *parents, key = dotted.split(".")
-        section = params
-        for parent in parents:
-            section = section[parent]
+        section = param(params, parents)
         if key not in section:
             raise KeyError(f"{source}: params.yaml has no {dotted}")
         section[key] = value
@@ -97,15 +95,15 @@ def exp_run_settings(recipe, seeds=None, final_fit=False):
     defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
     settings = dict(RECIPES[recipe])
     for dotted in (dotted for other in RECIPES.values() for dotted in other):
-        settings.setdefault(dotted, param(defaults, dotted))
-    settings["ensemble.seeds"] = list(seeds) if seeds else param(defaults, "ensemble.seeds")
+        settings.setdefault(dotted, param(defaults, dotted.split(".")))
+    settings["ensemble.seeds"] = list(seeds) if seeds else defaults["ensemble"]["seeds"]
     settings["train.final_fit"] = final_fit
     return settings
 
 
-def param(params, dotted):
-    """The value of a dotted name, such as train.augment.zoom, in params."""
-    for key in dotted.split("."):
+def param(params, keys):
+    """The value at keys, such as ["train", "augment", "zoom"], in params."""
+    for key in keys:
         params = params[key]
     return params
 
