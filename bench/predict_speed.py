@@ -5,7 +5,7 @@ batch sizes take turns, so a swing in the machine's speed falls on all of them a
 test digits and sample submission are the ones bench/recipes.py prepared from the real zip.
 
     python bench/recipes.py fast --seeds 45          # trains the model, prepares the data
-    python bench/predict_speed.py bench/results/fast-45/model.keras --runs 5
+    python bench/predict_speed.py bench/results/fast-base-45/model.keras --runs 5
 """
 
 import argparse

@@ -56,6 +56,14 @@ RECIPES = {
         "train.warmup_fraction": 0.2, "train.epochs": 30,
         "train.augment.rotation": 15, "train.augment.zoom": 0.15, "train.augment.shift": 0.1,
     },
+    # champion_long, each seed trained once as it is and once on slanted digits too (variants
+    # base and slant): the two make different mistakes, so their average corrects more.
+    "champion_mix": {
+        "train.arch": "bn_cnn", "train.learning_rate": 0.002, "train.schedule": "one_cycle",
+        "train.warmup_fraction": 0.2, "train.epochs": 30,
+        "train.augment.rotation": 15, "train.augment.zoom": 0.15, "train.augment.shift": 0.1,
+        "ensemble.variants": ["base", "slant"],
+    },
     # To 99.5% soonest on a GPU, where an epoch takes half a second and compiling the step
     # most of the time. No augmentation: Keras's image layers crawl on JAX (keras-team/keras#23229).
     # float32: on an H100, mixed_bfloat16 compiled longer and ran no faster.
@@ -135,17 +143,17 @@ def prepare_holdout(zip_path, out_dir):
     return out_dir / "prepared"
 
 
-def run_one(recipe, seed, prepared, out, side_by_side):
-    """Child process: train one recipe from one seed; write its model, holdout probabilities and figures."""
+def run_one(recipe, variant, seed, prepared, out, side_by_side):
+    """Child process: train one variant of a recipe from one seed; write its model, holdout probabilities and figures."""
     import keras
 
-    from src.models import precision_policy
+    from src.models import precision_policy, variant_params
 
     class EpochClock(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             curve.append((time.time(), logs["val_accuracy"]))
 
-    params = recipe_params(recipe)["train"]
+    params = variant_params(recipe_params(recipe), variant)
     curve = []  # (time, holdout accuracy) after each epoch
     start = time.time()  # before the model is built: time to accuracy includes the set-up
     if keras.backend.backend() == "tensorflow":
@@ -161,7 +169,7 @@ def run_one(recipe, seed, prepared, out, side_by_side):
     np.save(out / "probabilities.npy", holdout_probabilities(recipe, out, np.load(prepared / "val.npz")["x"], 0))
     images = len(np.load(prepared / "train.npz")["y"]) * params["epochs"]
     result = {
-        "recipe": recipe, "seed": seed, "epochs": params["epochs"],
+        "recipe": recipe, "variant": variant, "seed": seed, "epochs": params["epochs"],
         "train_seconds": wall, "images_per_second": images / wall,
         "seconds_to": {f"{t:.3f}": next((when - start for when, accuracy in curve if accuracy >= t), None)
                        for t in THRESHOLDS},
@@ -217,24 +225,36 @@ def device_name():
 
 
 def run_all(recipe, seeds, prepared, results, jobs):
-    """[(result, holdout probabilities)] per seed, training the missing runs up to `jobs` at a time.
+    """[(result, holdout probabilities)] per member, one for each of the recipe's ensemble.variants
+    and each seed, training the missing runs up to `jobs` at a time.
 
     Side by side suits a GPU, which one small net leaves mostly idle; the table says so, as
     each run's timing then shares the device.
     """
-    outs = [results / f"{recipe}-{seed}" for seed in seeds]
-    missing = [(seed, out) for seed, out in zip(seeds, outs) if not (out / "result.json").exists()]
+    members = recipe_members(recipe, seeds)
+    outs = [run_dir(results, recipe, variant, seed) for variant, seed in members]
+    missing = [(member, out) for member, out in zip(members, outs) if not (out / "result.json").exists()]
     side_by_side = min(jobs, len(missing))
     running = []
-    for seed, out in missing:
+    for (variant, seed), out in missing:
         out.mkdir(parents=True, exist_ok=True)
         if len(running) == side_by_side:
             wait_for(running.pop(0))
-        running.append(subprocess.Popen([sys.executable, __file__, "--child", recipe, str(seed), str(prepared),
-                                         str(out), str(side_by_side)], cwd=ROOT))
+        running.append(subprocess.Popen([sys.executable, __file__, "--child", recipe, variant, str(seed),
+                                         str(prepared), str(out), str(side_by_side)], cwd=ROOT))
     for child in running:
         wait_for(child)
     return [(json.loads((out / "result.json").read_text()), np.load(out / "probabilities.npy")) for out in outs]
+
+
+def recipe_members(recipe, seeds):
+    """[(variant, seed)]: the recipe's ensemble members, in the order the pipeline's evaluate averages them."""
+    return [(variant, seed) for variant in recipe_params(recipe)["ensemble"]["variants"] for seed in seeds]
+
+
+def run_dir(results, recipe, variant, seed):
+    """Where one member's run keeps its model and figures: named as the pipeline names the member."""
+    return results / f"{recipe}-{variant}-{seed}"
 
 
 def wait_for(child):
@@ -251,9 +271,9 @@ def holdout_probabilities(recipe, out, holdout_images, tta_shift):
     return member_probabilities([out / "model.keras"], holdout_images, 1024, tta_shift, policy)[0]
 
 
-def tta_probabilities(recipe, seed, holdout_images, results, tta_shift):
+def tta_probabilities(recipe, result, holdout_images, results, tta_shift):
     """The run's holdout probabilities with test-time augmentation, from its saved model; None without one."""
-    out = results / f"{recipe}-{seed}"
+    out = run_dir(results, recipe, result["variant"], result["seed"])
     cached = out / f"probabilities-tta{tta_shift}.npy"
     if not cached.exists():
         if not (out / "model.keras").exists():
@@ -289,14 +309,14 @@ def main():
     parser.add_argument("--command", choices=RECIPES, help="print the recipe's `dvc exp run` line and stop")
     parser.add_argument("--final-fit", action="store_true", help="with --command: the final fit's line")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side (on a GPU)")
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if set(args.recipes) - set(RECIPES):
         parser.error(f"unknown recipe {sorted(set(args.recipes) - set(RECIPES))[0]!r}; choose from {', '.join(RECIPES)}")
     sys.path.insert(0, str(ROOT))
     if args.child:
-        recipe, seed, prepared, out, side_by_side = args.child
-        return run_one(recipe, int(seed), Path(prepared), Path(out), int(side_by_side))
+        recipe, variant, seed, prepared, out, side_by_side = args.child
+        return run_one(recipe, variant, int(seed), Path(prepared), Path(out), int(side_by_side))
     if args.command:
         return print(exp_run_command(args.command, args.seeds if len(args.seeds) > 1 else None, args.final_fit))
     from src.evaluate import score  # after the quick answers: it loads TensorFlow
@@ -308,16 +328,16 @@ def main():
     labels, holdout_images = holdout["y"], holdout["x"]
     print("| recipe | holdout accuracy | errors | train wall (s) | images/s | s to 99.0% (speed-up) | "
           "s to 99.5% (speed-up) | peak RSS (MiB) | device |\n" + "| --- " * 9 + "|", flush=True)
-    baseline_file = args.out / f"{BASELINE}-{args.seeds[0]}" / "result.json"
+    baseline_file = run_dir(args.out, BASELINE, "base", args.seeds[0]) / "result.json"
     baseline = json.loads(baseline_file.read_text()) if baseline_file.exists() else None
     for recipe in args.recipes:
         runs = run_all(recipe, args.seeds, prepared, args.out, args.jobs)
         if recipe == BASELINE:
             baseline = runs[0][0]
-        augmented = [tta_probabilities(recipe, seed, holdout_images, args.out, args.tta_shift) if args.tta_shift else None
-                     for seed in args.seeds]
+        augmented = [tta_probabilities(recipe, result, holdout_images, args.out, args.tta_shift) if args.tta_shift
+                     else None for result, _ in runs]
         for (result, probabilities), tta in zip(runs, augmented):
-            name = f"{recipe} (seed {result['seed']})"
+            name = f"{recipe} ({result['variant']}, seed {result['seed']})"
             print(row(name, result, score(labels, probabilities), recipe != BASELINE and baseline), flush=True)
             if tta is not None:
                 print(row(f"{name} + TTA {args.tta_shift} px", result, score(labels, tta), None), flush=True)

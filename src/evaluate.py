@@ -95,14 +95,14 @@ def evaluate(model_paths, val_npz, test_npz, metrics_path, report_path, plots_di
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("members_dir", help="the train stages' models, <seed>.keras")
+    parser.add_argument("members_dir", help="the train stages' models, <variant>-<seed>.keras")
     parser.add_argument("prepared_dir")
     parser.add_argument("eval_dir", help="gets metrics.json, classification_report.txt and plots/")
     args = parser.parse_args()
     params = yaml.safe_load(Path("params.yaml").read_text())
     prepared, out = Path(args.prepared_dir), Path(args.eval_dir)
     try:
-        models = member_paths(args.members_dir, params["ensemble"]["seeds"])
+        models = member_paths(args.members_dir, params["ensemble"])
     except FileNotFoundError as error:
         raise SystemExit(f"evaluate: error: {error}") from None
     if params["train"]["final_fit"]:

@@ -76,8 +76,10 @@ def mlp():
 ARCHITECTURES = {"cnn": seed_cnn, "bn_cnn": bn_cnn, "fast_cnn": fast_cnn, "mlp": mlp}
 
 
-def augmentation(rotation=0, zoom=0, shift=0):
-    """Random rotation (degrees), zoom and shift (fractions of the size); a zero turns one off.
+def augmentation(rotation=0, zoom=0, shift=0, shear=0):
+    """Random rotation (degrees), zoom, shift (fractions of the size) and a horizontal shear
+    (the top moved up to that fraction of the width against the bottom, either way), the
+    slant of handwriting; a zero turns one off.
 
     Digits lie on a black background, so the uncovered border is filled with black.
     """
@@ -86,6 +88,9 @@ def augmentation(rotation=0, zoom=0, shift=0):
         *([layers.RandomRotation(rotation / 360, **options)] if rotation else []),
         *([layers.RandomZoom(zoom, **options)] if zoom else []),
         *([layers.RandomTranslation(shift, shift, **options)] if shift else []),
+        # (0, shear), not shear: Keras saves a number as (-shear, shear), which it refuses to load;
+        # either way each image is sheared by a uniform draw from -shear to shear.
+        *([layers.RandomShear(x_factor=(0, shear), **options)] if shear else []),
     ]
 
 
@@ -104,6 +109,25 @@ def build_model(arch, augment=None):
         ],
         name=arch,
     )
+
+
+def variant_params(params, variant):
+    """params.yaml's `train` section as params.yaml `variants` changes it for `variant`."""
+    if variant not in params["variants"]:
+        raise ValueError(f"params.yaml: ensemble.variants names {variant!r}, which `variants` does not define; "
+                         f"it defines {', '.join(params['variants'])}")
+    return changed(params["train"], params["variants"][variant], f"variants.{variant}")
+
+
+def changed(section, changes, where):
+    """section with changes, a nest of the same keys, put in; `where` names changes in an error."""
+    result = dict(section)
+    for key, value in (changes or {}).items():
+        if key not in section or isinstance(section[key], dict) != isinstance(value, dict):
+            raise ValueError(f"params.yaml: {where}.{key} changes no param: `train` has no {key!r} there"
+                             + (" but a section" if key in section else ""))
+        result[key] = changed(section[key], value, f"{where}.{key}") if isinstance(value, dict) else value
+    return result
 
 
 def compiled_model(params, batch_size, steps_per_epoch, policy):

@@ -18,9 +18,10 @@ from .prepare import DataError
 from .submit import check_submission, write_provenance
 
 
-def member_paths(members_dir, seeds):
-    """The ensemble's models, one per seed in params.yaml `ensemble.seeds`, as the train stages write them."""
-    paths = [Path(members_dir) / f"{seed}.keras" for seed in seeds]
+def member_paths(members_dir, ensemble):
+    """The ensemble's models, one per variant and seed in params.yaml `ensemble`, as the train stages write them."""
+    paths = [Path(members_dir) / f"{variant}-{seed}.keras"
+             for variant in ensemble["variants"] for seed in ensemble["seeds"]]
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         raise FileNotFoundError(f"no trained member {', '.join(missing)}; `dvc repro` trains it")
@@ -84,7 +85,7 @@ def predict(model_paths, test_npz, sample_csv, source, submission_csv, batch_siz
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("members_dir", help="the train stages' models, <seed>.keras")
+    parser.add_argument("members_dir", help="the train stages' models, <variant>-<seed>.keras")
     parser.add_argument("test_npz")
     parser.add_argument("sample_csv", help="the competition's sample_submission.csv")
     parser.add_argument("source_json", help="the `source` stage's decision, recorded beside the submission")
@@ -93,7 +94,7 @@ def main():
     params = yaml.safe_load(Path("params.yaml").read_text())
     source = json.loads(Path(args.source_json).read_text())["source"]
     try:
-        submission = predict(member_paths(args.members_dir, params["ensemble"]["seeds"]), args.test_npz,
+        submission = predict(member_paths(args.members_dir, params["ensemble"]), args.test_npz,
                              args.sample_csv, source, args.submission_csv, params["predict"]["batch_size"],
                              params["ensemble"]["tta_shift"], precision_policy(params["ensemble"]["precision"]))
     except (DataError, FileNotFoundError) as error:

@@ -1,4 +1,4 @@
-"""Stage `train@<seed>`: fit one ensemble member on the train split, watching the validation split.
+"""Stage `train@<variant>-<seed>`: fit one ensemble member on the train split, watching the validation split.
 
 Training survives a kill: the state after each epoch is backed up, and the next run with
 the same params and data resumes from it and ends with the same model as an
@@ -248,13 +248,17 @@ def set_threads(threads):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", required=True, help="the ensemble member's variant, from params.yaml `variants`")
     parser.add_argument("--seed", type=int, required=True, help="the ensemble member's seed: weights, order, dropout")
     parser.add_argument("prepared_dir")
     parser.add_argument("model_path")
     parser.add_argument("live_dir", help="dvclive's folder for per-epoch metrics and plots")
     parser.add_argument("backup_root", help="where an unfinished run keeps its state; kept apart from DVC's outputs")
     args = parser.parse_args()
-    params = yaml.safe_load(Path("params.yaml").read_text())["train"]
+    try:
+        params = models.variant_params(yaml.safe_load(Path("params.yaml").read_text()), args.variant)
+    except ValueError as error:
+        raise SystemExit(f"train: error: {error}") from None
     set_threads(params["threads"])
     prepared = Path(args.prepared_dir)
     train(prepared / "train.npz", prepared / "val.npz", args.model_path, args.live_dir, params, args.seed,

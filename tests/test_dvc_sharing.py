@@ -10,7 +10,7 @@ import psutil
 from competition_data import competition_files, zip_of
 from workdir import commit_all, environment_without_kaggle, git, project_copy, repro, stages_run
 
-SHARED_OUTPUTS = ["data/raw/train.csv", "data/prepared/train.npz", "models/members/42.keras",
+SHARED_OUTPUTS = ["data/raw/train.csv", "data/prepared/train.npz", "models/members/base-42.keras",
                   "submissions/submission.csv", "eval/metrics.json"]
 QUEUE_TIMEOUT_S = 600
 
@@ -39,7 +39,7 @@ def test_a_teammate_without_kaggle_pulls_the_team_cache_and_reruns_nothing(kaggl
 
     assert stages_run(output) == ["source"], output
     assert "source: using 'kaggle'. No Kaggle credentials were found, but the Kaggle data is already here" in output
-    for stage in ("download", "prepare", "train@42", "evaluate", "predict"):
+    for stage in ("download", "prepare", "train@base-42", "evaluate", "predict"):
         assert f"Stage '{stage}' didn't change, skipping" in output
     for name in SHARED_OUTPUTS:
         assert (teammate / name).read_bytes() == (project / name).read_bytes(), name

@@ -1,9 +1,10 @@
+import keras
 import numpy as np
 import pytest
 from keras import layers
 
 from conftest import TINY_TRAIN
-from src.models import build_model, cpu_has_bfloat16, dtype_policy, in_precision, learning_rate
+from src.models import build_model, cpu_has_bfloat16, dtype_policy, in_precision, learning_rate, variant_params
 
 
 @pytest.mark.parametrize("arch, parameters", [
@@ -21,10 +22,10 @@ def test_architectures(arch, parameters):
 
 
 def test_augmentation_moves_the_digits_while_training_only():
-    model = build_model("mlp", {"rotation": 10, "zoom": 0.1, "shift": 0.1})
-    augmentation = model.layers[1:4]
+    model = build_model("mlp", {"rotation": 10, "zoom": 0.1, "shift": 0.1, "shear": 0.2})
+    augmentation = model.layers[1:5]
     assert [type(layer) for layer in augmentation] == [layers.RandomRotation, layers.RandomZoom,
-                                                       layers.RandomTranslation]
+                                                       layers.RandomTranslation, layers.RandomShear]
     assert augmentation[0].factor == pytest.approx((-10 / 360, 10 / 360))  # a fraction of a full turn
     digits = np.zeros((8, 28, 28, 1), np.float32)
     digits[:, 10:18, 12:16] = 1
@@ -38,7 +39,7 @@ def test_augmentation_moves_the_digits_while_training_only():
 
 
 def test_no_augmentation_adds_no_layers():
-    assert [type(layer) for layer in build_model("mlp", {"rotation": 0, "zoom": 0, "shift": 0}).layers[:2]] == [
+    assert [type(layer) for layer in build_model("mlp", {"rotation": 0, "zoom": 0, "shift": 0, "shear": 0}).layers[:2]] == [
         layers.Rescaling, layers.Flatten]
 
 
@@ -97,3 +98,46 @@ def test_in_precision_computes_in_the_policy_and_keeps_the_weights_and_a_float32
     assert all(np.array_equal(before, after) for before, after in zip(weights, model.get_weights()))
     assert not np.array_equal(in_bfloat16, in_float32)  # bfloat16 keeps 8 bits of mantissa ...
     np.testing.assert_allclose(in_bfloat16, in_float32, atol=0.02)  # ... close enough to rank the digits alike
+
+
+def test_shear_slants_the_digits_either_way_by_up_to_its_factor():
+    (shear,) = build_model("mlp", {"rotation": 0, "zoom": 0, "shift": 0, "shear": 0.2}).layers[1:2]
+    bars = np.zeros((64, 28, 28, 1), np.float32)
+    bars[:, 4:24, 12:16] = 1  # upright, 20 rows tall
+    sheared = np.asarray(shear(bars, training=True))[..., 0]
+    columns = np.arange(28)
+
+    def centre(rows):
+        return (sheared[:, rows] * columns).sum(axis=(1, 2)) / sheared[:, rows].sum(axis=(1, 2))
+
+    slant = (centre(slice(4, 8)) - centre(slice(20, 24))) / 16  # columns moved per row, top against bottom
+    assert (slant > 0.05).any() and (slant < -0.05).any()
+    assert np.abs(slant).max() <= 0.2 + 0.01
+
+
+def test_a_model_with_every_augmentation_saves_and_loads(tmp_path):
+    model = build_model("mlp", {"rotation": 10, "zoom": 0.1, "shift": 0.1, "shear": 0.2})
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), np.uint8)
+    np.testing.assert_array_equal(loaded.predict_on_batch(images), model.predict_on_batch(images))
+
+
+def test_a_variant_changes_only_the_params_it_names():
+    params = {"train": TINY_TRAIN, "variants": {"base": {}, "slant": {"augment": {"shear": 0.2}, "epochs": 5}}}
+    assert variant_params(params, "base") == TINY_TRAIN
+    slant = variant_params(params, "slant")
+    assert slant == {**TINY_TRAIN, "augment": {**TINY_TRAIN["augment"], "shear": 0.2}, "epochs": 5}
+    assert TINY_TRAIN["augment"]["shear"] == 0  # params.yaml's train section is left as it was
+
+
+@pytest.mark.parametrize("variants, variant, message", [
+    ({"base": {}}, "slant", "ensemble.variants names 'slant', which `variants` does not define; it defines base"),
+    ({"slant": {"augment": {"sheer": 0.2}}}, "slant", "variants.slant.augment.sheer changes no param"),
+    ({"wide": {"filters": 64}}, "wide", "variants.wide.filters changes no param"),
+    ({"still": {"augment": 0}}, "still", "variants.still.augment changes no param: `train` has no 'augment' there "
+                                          "but a section"),
+])
+def test_a_variant_that_names_no_param_is_refused(variants, variant, message):
+    with pytest.raises(ValueError, match=f"params.yaml: {message}"):
+        variant_params({"train": TINY_TRAIN, "variants": variants}, variant)

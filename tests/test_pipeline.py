@@ -17,13 +17,14 @@ from workdir import (ROOT, assert_no_secret, environment_without_kaggle, epochs_
                      set_param, stages_run)
 
 OUTPUTS = ["data/raw/train.csv", "data/raw/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
-           "models/members/42.keras", "submissions/submission.csv"]
+           "models/members/base-42.keras", "submissions/submission.csv"]
 
 
 def all_stages(project):
-    """Every stage, in the order dvc runs them, for the project's ensemble.seeds."""
-    seeds = yaml.safe_load((project / "params.yaml").read_text())["ensemble"]["seeds"]
-    return ["source", "download", "prepare", *(f"train@{seed}" for seed in seeds), "evaluate", "predict"]
+    """Every stage, in the order dvc runs them, for the project's ensemble variants and seeds."""
+    ensemble = yaml.safe_load((project / "params.yaml").read_text())["ensemble"]
+    members = [f"train@{variant}-{seed}" for variant in ensemble["variants"] for seed in ensemble["seeds"]]
+    return ["source", "download", "prepare", *members, "evaluate", "predict"]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_first_repro_runs_every_stage_on_the_sample(project, first_repro):
 def test_metrics_and_plots_are_shown_by_dvc(project, first_repro, offline_env):
     shown = subprocess.run(["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True,
                            text=True, check=True).stdout
-    assert "eval/metrics.json" in shown and "dvclive/42/metrics.json" in shown
+    assert "eval/metrics.json" in shown and "dvclive/base-42/metrics.json" in shown
     plots = subprocess.run(["dvc", "plots", "show", "-o", "plots_html"], cwd=project, env=offline_env,
                            capture_output=True, text=True, check=True)
     html = (project / "plots_html" / "index.html").read_text()
@@ -76,7 +77,7 @@ def test_second_repro_reruns_nothing(project, first_repro, offline_env):
 
 def test_changing_epochs_reruns_only_train_and_what_follows(project, first_repro, offline_env):
     set_param(project, "train.epochs", 2)
-    assert stages_run(repro(project, offline_env)) == ["source", "train@42", "evaluate", "predict"]
+    assert stages_run(repro(project, offline_env)) == ["source", "train@base-42", "evaluate", "predict"]
 
 
 def test_test_time_augmentation_reruns_only_evaluate_and_predict(project, first_repro, offline_env):
@@ -89,8 +90,8 @@ def test_test_time_augmentation_reruns_only_evaluate_and_predict(project, first_
 
 def outputs_of_a_run(project):
     return {name: (project / name).read_bytes() for name in
-            ("submissions/submission.csv", "eval/metrics.json", "dvclive/7/metrics.json",
-             "dvclive/7/plots/metrics/eval/accuracy.tsv", "eval/plots/confusion/val.csv")}
+            ("submissions/submission.csv", "eval/metrics.json", "dvclive/base-7/metrics.json",
+             "dvclive/base-7/plots/metrics/eval/accuracy.tsv", "eval/plots/confusion/val.csv")}
 
 
 def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(project, first_repro, offline_env):
@@ -99,21 +100,21 @@ def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(project,
     set_param(project, "train.epochs", 2)
     killed = subprocess.Popen(["dvc", "repro"], cwd=project, env=offline_env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
-    while epochs_backed_up(project / "models/backup/7") < 1:
+    while epochs_backed_up(project / "models/backup/base-7") < 1:
         assert killed.poll() is None
         time.sleep(0.05)
     os.killpg(killed.pid, signal.SIGKILL)  # dvc and the stage, as a crash or an OOM kill would
     killed.wait()
-    assert not (project / "models/members/7.keras").exists()  # dvc removed it before running the stage
+    assert not (project / "models/members/base-7.keras").exists()  # dvc removed it before running the stage
 
     output = repro(project, offline_env)
-    assert "train: resuming after epoch 1 from the backup in models/backup/7/" in output
-    assert stages_run(output) == ["source", "train@7", "evaluate", "predict"]
-    assert not list((project / "models/backup/7").iterdir())
-    resumed = weights(project / "models/members/7.keras")
+    assert "train: resuming after epoch 1 from the backup in models/backup/base-7/" in output
+    assert stages_run(output) == ["source", "train@base-7", "evaluate", "predict"]
+    assert not list((project / "models/backup/base-7").iterdir())
+    resumed = weights(project / "models/members/base-7.keras")
 
-    repro(project, offline_env, "--force", "--single-item", "train@7")  # the same run, uninterrupted
-    assert all(np.array_equal(a, b) for a, b in zip(weights(project / "models/members/7.keras"), resumed))
+    repro(project, offline_env, "--force", "--single-item", "train@base-7")  # the same run, uninterrupted
+    assert all(np.array_equal(a, b) for a, b in zip(weights(project / "models/members/base-7.keras"), resumed))
 
 
 def test_adding_a_member_trains_only_it_and_predict_averages_the_ensemble(project, first_repro, offline_env):
@@ -122,14 +123,38 @@ def test_adding_a_member_trains_only_it_and_predict_averages_the_ensemble(projec
     single = yaml.safe_load((project / "eval/metrics.json").read_text())["test"]
     set_param(project, "ensemble.seeds", [7, 8])
     output = repro(project, offline_env)
-    assert stages_run(output) == ["source", "train@8", "evaluate", "predict"]
-    assert "Stage 'train@7' didn't change, skipping" in output
+    assert stages_run(output) == ["source", "train@base-8", "evaluate", "predict"]
+    assert "Stage 'train@base-7' didn't change, skipping" in output
     ensemble = yaml.safe_load((project / "eval/metrics.json").read_text())["test"]
-    assert set(ensemble["members"]) == {"7", "8"} and ensemble["members"]["7"] == single["accuracy"]
+    assert set(ensemble["members"]) == {"base-7", "base-8"} and ensemble["members"]["base-7"] == single["accuracy"]
     assert ensemble["accuracy"] >= min(ensemble["members"].values())
     shown = subprocess.run(["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True,
                            text=True, check=True).stdout
-    assert "dvclive/7/metrics.json" in shown and "dvclive/8/metrics.json" in shown
+    assert "dvclive/base-7/metrics.json" in shown and "dvclive/base-8/metrics.json" in shown
+
+
+def test_adding_a_variant_trains_only_its_members_and_changing_it_retrains_only_them(project, first_repro,
+                                                                                     offline_env):
+    set_param(project, "ensemble.seeds", [7])
+    repro(project, offline_env)
+    set_param(project, "ensemble.variants", ["base", "slant"])
+    output = repro(project, offline_env)
+    assert stages_run(output) == ["source", "train@slant-7", "evaluate", "predict"]
+    assert "Stage 'train@base-7' didn't change, skipping" in output
+    assert set(yaml.safe_load((project / "eval/metrics.json").read_text())["test"]["members"]) == {"base-7", "slant-7"}
+    slant = yaml.safe_load((project / "params.yaml").read_text())["variants"]["slant"]["augment"]["shear"]
+    assert shear_factors(project / "models/members/slant-7.keras") == [(0, slant)]
+    assert shear_factors(project / "models/members/base-7.keras") == []
+    set_param(project, "variants.slant.augment.shear", slant / 2)
+    assert stages_run(repro(project, offline_env)) == ["source", "train@slant-7", "evaluate", "predict"]
+    set_param(project, "ensemble.variants", ["base"])
+
+
+def shear_factors(model_path):
+    import keras
+
+    return [layer.x_factor for layer in keras.models.load_model(model_path).layers
+            if isinstance(layer, keras.layers.RandomShear)]
 
 
 def weights(model_path):

@@ -60,12 +60,13 @@ def test_an_ensemble_averages_its_members_softmax(trained_model, second_member, 
     assert all((member.argmax(axis=1) != expected).any() for member in members)
 
 
-def test_member_paths_follow_the_seeds_and_name_a_missing_member(tmp_path):
-    for seed in (1, 2):
-        (tmp_path / f"{seed}.keras").write_bytes(b"")
-    assert member_paths(tmp_path, [2, 1]) == [tmp_path / "2.keras", tmp_path / "1.keras"]
-    with pytest.raises(FileNotFoundError, match=rf"no trained member {tmp_path}/3.keras; `dvc repro` trains it"):
-        member_paths(tmp_path, [1, 3])
+def test_member_paths_follow_the_variants_and_seeds_and_name_a_missing_member(tmp_path):
+    for member in ("base-1", "base-2", "slant-1", "slant-2"):
+        (tmp_path / f"{member}.keras").write_bytes(b"")
+    assert member_paths(tmp_path, {"variants": ["slant", "base"], "seeds": [2, 1]}) == [
+        tmp_path / "slant-2.keras", tmp_path / "slant-1.keras", tmp_path / "base-2.keras", tmp_path / "base-1.keras"]
+    with pytest.raises(FileNotFoundError, match=rf"no trained member {tmp_path}/base-3.keras; `dvc repro` trains it"):
+        member_paths(tmp_path, {"variants": ["base"], "seeds": [1, 3]})
 
 
 def test_shifted_moves_the_digit_and_fills_with_background():

@@ -76,14 +76,20 @@ def test_the_readme_gives_the_gpu_preset_as_the_benchmark_ran_it():
     assert recipes.exp_run_command("gpu") in (ROOT / "README.md").read_text()
 
 
+def test_a_recipe_trains_each_of_its_variants_from_each_seed(monkeypatch):
+    monkeypatch.setitem(recipes.RECIPES, "mixed", {"ensemble.variants": ["base", "slant"]})
+    assert recipes.recipe_members("mixed", [1, 2]) == [("base", 1), ("base", 2), ("slant", 1), ("slant", 2)]
+    assert recipes.recipe_members("seed_mlp", [1]) == [("base", 1)]
+
+
 def test_runs_side_by_side_each_keep_their_model_probabilities_and_figures(prepared_dir, tmp_path):
     runs = recipes.run_all("seed_mlp", [1, 2], prepared_dir, tmp_path, jobs=2)
     for seed, (result, probabilities) in zip([1, 2], runs):
-        assert (result["recipe"], result["seed"], result["epochs"]) == ("seed_mlp", seed, 10)
+        assert (result["recipe"], result["variant"], result["seed"], result["epochs"]) == ("seed_mlp", "base", seed, 10)
         assert result["device"].endswith(", 2 runs side by side")
         assert len(result["curve"]) == 10 and result["train_seconds"] > 0
         assert probabilities.shape == (100, 10)
-        assert (tmp_path / f"seed_mlp-{seed}" / "model.keras").exists()
+        assert (tmp_path / f"seed_mlp-base-{seed}" / "model.keras").exists()
     assert not np.array_equal(runs[0][1], runs[1][1])  # each from its own seed
     again = recipes.run_all("seed_mlp", [1, 2], prepared_dir, tmp_path, jobs=2)  # finished runs are reused
     assert [result for result, _ in again] == [result for result, _ in runs]

@@ -102,7 +102,7 @@ def test_a_final_fit_refuses_a_schedule_that_watches_the_validation_split(prepar
 
 def run_train(workdir, prepared_dir, name):
     return subprocess.Popen(
-        [sys.executable, "-m", "src.train", "--seed", "1", prepared_dir, f"{name}.keras", f"{name}_live", f"{name}_backup"],
+        [sys.executable, "-m", "src.train", "--variant", "base", "--seed", "1", prepared_dir, f"{name}.keras", f"{name}_live", f"{name}_backup"],
         cwd=workdir, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )
@@ -246,10 +246,11 @@ def test_two_worker_processes_train_and_only_the_chief_writes(prepared_dir, tmp_
     for index in range(2):
         workdir = make_workdir(tmp_path / f"worker{index}")
         (workdir / "params.yaml").write_text(yaml.safe_dump({"train": {**FAST_TRAIN, "epochs": 2,
-                                                                        "strategy": "multiworker"}}))
+                                                                        "strategy": "multiworker"},
+                                                              "variants": {"base": {}}}))
         env = {**os.environ, "PYTHONPATH": str(ROOT),
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        workers.append(subprocess.Popen([sys.executable, "-m", "src.train", "--seed", "1", prepared_dir, "model.keras", "dvclive",
+        workers.append(subprocess.Popen([sys.executable, "-m", "src.train", "--variant", "base", "--seed", "1", prepared_dir, "model.keras", "dvclive",
                                          "backup"], cwd=workdir, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True))
     outputs = [worker.communicate(timeout=600)[0] for worker in workers]
@@ -272,3 +273,4 @@ def test_precision_auto_follows_this_cpu_and_a_named_policy_is_used(prepared_dir
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
     assert keras.models.load_model(tmp_path / "m.keras").predict(np.zeros((2, 28, 28, 1), np.uint8),
                                                                  verbose=0).dtype == np.float32
+

@@ -97,7 +97,7 @@ def repro(project, env, *options):
 
 
 def stages_run(output):
-    return re.findall(r"Running stage '([\w@]+)'", output)
+    return re.findall(r"Running stage '([\w@-]+)'", output)
 
 
 def ctrl_c_as_in_a_terminal():
