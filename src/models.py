@@ -113,10 +113,11 @@ def build_model(arch, augment=None):
 
 def variant_params(params, variant):
     """params.yaml's `train` section as params.yaml `variants` changes it for `variant`."""
-    if variant not in params["variants"]:
+    variants = params.get("variants") or {}
+    if variant not in variants:
         raise ValueError(f"params.yaml: ensemble.variants names {variant!r}, which `variants` does not define; "
-                         f"it defines {', '.join(params['variants'])}")
-    return changed(params["train"], params["variants"][variant], f"variants.{variant}")
+                         f"it defines {', '.join(variants) or 'none'}")
+    return changed(params["train"], variants[variant], f"variants.{variant}")
 
 
 def changed(section, changes, where):

@@ -133,6 +133,7 @@ def test_a_variant_changes_only_the_params_it_names():
 
 @pytest.mark.parametrize("variants, variant, message", [
     ({"base": {}}, "slant", "ensemble.variants names 'slant', which `variants` does not define; it defines base"),
+    (None, "base", "ensemble.variants names 'base', which `variants` does not define; it defines none"),
     ({"slant": {"augment": {"sheer": 0.2}}}, "slant", "variants.slant.augment.sheer changes no param"),
     ({"wide": {"filters": 64}}, "wide", "variants.wide.filters changes no param"),
     ({"still": {"augment": 0}}, "still", "variants.still.augment changes no param: `train` has no 'augment' there "

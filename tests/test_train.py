@@ -102,7 +102,8 @@ def test_a_final_fit_refuses_a_schedule_that_watches_the_validation_split(prepar
 
 def run_train(workdir, prepared_dir, name):
     return subprocess.Popen(
-        [sys.executable, "-m", "src.train", "--variant", "base", "--seed", "1", prepared_dir, f"{name}.keras", f"{name}_live", f"{name}_backup"],
+        [sys.executable, "-m", "src.train", "--variant", "base", "--seed", "1", prepared_dir, f"{name}.keras",
+         f"{name}_live", f"{name}_backup"],
         cwd=workdir, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )
@@ -114,7 +115,7 @@ def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(prepare
     params = {**TINY_TRAIN, "epochs": 4,
               "reduce_lr": {"monitor": "val_loss", "factor": 0.5, "patience": 2, "min_lr": 1e-5, "min_delta": 1}}
     workdir = make_workdir(tmp_path)
-    (workdir / "params.yaml").write_text(yaml.safe_dump({"train": params}))
+    (workdir / "params.yaml").write_text(yaml.safe_dump({"train": params, "variants": {"base": {}}}))
     uninterrupted = run_train(workdir, prepared_dir, "whole")
     assert uninterrupted.wait() == 0, uninterrupted.stdout.read()
 
@@ -250,9 +251,9 @@ def test_two_worker_processes_train_and_only_the_chief_writes(prepared_dir, tmp_
                                                               "variants": {"base": {}}}))
         env = {**os.environ, "PYTHONPATH": str(ROOT),
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        workers.append(subprocess.Popen([sys.executable, "-m", "src.train", "--variant", "base", "--seed", "1", prepared_dir, "model.keras", "dvclive",
-                                         "backup"], cwd=workdir, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True))
+        workers.append(subprocess.Popen([sys.executable, "-m", "src.train", "--variant", "base", "--seed", "1",
+                                         prepared_dir, "model.keras", "dvclive", "backup"], cwd=workdir, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [worker.communicate(timeout=600)[0] for worker in workers]
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output
