@@ -18,10 +18,14 @@ from .prepare import DataError
 from .submit import check_submission, write_provenance
 
 
+def ensemble_members(ensemble):
+    """[(variant, seed)]: one member per variant and seed in params.yaml `ensemble`, as dvc.yaml's matrix makes them."""
+    return [(variant, seed) for variant in ensemble["variants"] for seed in ensemble["seeds"]]
+
+
 def member_paths(members_dir, ensemble):
-    """The ensemble's models, one per variant and seed in params.yaml `ensemble`, as the train stages write them."""
-    paths = [Path(members_dir) / f"{variant}-{seed}.keras"
-             for variant in ensemble["variants"] for seed in ensemble["seeds"]]
+    """The ensemble's models, as the train stages write them."""
+    paths = [Path(members_dir) / f"{variant}-{seed}.keras" for variant, seed in ensemble_members(ensemble)]
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         raise FileNotFoundError(f"no trained member {', '.join(missing)}; `dvc repro` trains it")
