@@ -57,10 +57,11 @@ RECIPES = {
         "train.augment.rotation": 10, "train.augment.zoom": 0.1, "train.augment.shift": 0.1,
     },
     "champion_long": CHAMPION_LONG,
-    # champion_long, each seed trained once as it is and once on slanted digits too (variants
-    # base and slant): the two make different mistakes, so their average corrects more. Its
-    # base members are champion_long's very runs, which DVC restores instead of training.
-    "champion_mix": {**CHAMPION_LONG, "ensemble.variants": ["base", "slant"]},
+    # champion_long, each seed trained as it is, on slanted digits too, on digits only shifted,
+    # and on the digits as given (variants base, slant, upright, plain): they make different
+    # mistakes, so their average corrects more. Its base members are champion_long's very
+    # runs, which DVC restores instead of training.
+    "champion_mix": {**CHAMPION_LONG, "ensemble.variants": ["base", "slant", "upright", "plain"]},
     # To 99.5% soonest on a GPU, where an epoch takes half a second and compiling the step
     # most of the time. No augmentation: Keras's image layers crawl on JAX (keras-team/keras#23229).
     # float32: on an H100, mixed_bfloat16 compiled longer and ran no faster.

@@ -1,9 +1,11 @@
 import keras
 import numpy as np
 import pytest
+import yaml
 from keras import layers
 
 from conftest import TINY_TRAIN
+from workdir import ROOT
 from src.models import build_model, cpu_has_bfloat16, dtype_policy, in_precision, learning_rate, variant_params
 
 
@@ -129,6 +131,12 @@ def test_a_variant_changes_only_the_params_it_names():
     slant = variant_params(params, "slant")
     assert slant == {**TINY_TRAIN, "augment": {**TINY_TRAIN["augment"], "shear": 0.2}, "epochs": 5}
     assert TINY_TRAIN["augment"]["shear"] == 0  # params.yaml's train section is left as it was
+
+
+def test_each_variant_in_params_yaml_changes_params_that_train_has():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for variant in params["variants"]:
+        assert variant_params(params, variant).keys() == params["train"].keys()
 
 
 @pytest.mark.parametrize("variants, variant, message", [
