@@ -136,7 +136,7 @@ def test_a_variant_changes_only_the_params_it_names():
 def test_each_variant_in_params_yaml_changes_params_that_train_has():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for variant in params["variants"]:
-        assert variant_params(params, variant).keys() == params["train"].keys()
+        variant_params(params, variant)  # raises on a key that `train` lacks
 
 
 @pytest.mark.parametrize("variants, variant, message", [
