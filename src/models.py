@@ -10,7 +10,8 @@ training, so a saved model predicts on the images as they are.
 from pathlib import Path
 
 import keras
-from keras import layers
+import numpy as np
+from keras import layers, ops
 
 
 def seed_cnn():
@@ -76,15 +77,17 @@ def mlp():
 ARCHITECTURES = {"cnn": seed_cnn, "bn_cnn": bn_cnn, "fast_cnn": fast_cnn, "mlp": mlp}
 
 
-def augmentation(rotation=0, zoom=0, shift=0, shear=0):
-    """Random rotation (degrees), zoom, shift (fractions of the size) and a horizontal shear
+def augmentation(rotation=0, zoom=0, shift=0, shear=0, elastic=0):
+    """Random rotation (degrees), zoom, shift (fractions of the size), a horizontal shear
     (the top moved up to that fraction of the width against the bottom, either way), the
-    slant of handwriting; a zero turns one off.
+    slant of handwriting, and an elastic distortion (ElasticDistortion, `elastic` pixels);
+    a zero turns one off.
 
     Digits lie on a black background, so the uncovered border is filled with black.
     """
     options = {"fill_mode": "constant", "fill_value": 0.0}
     return [
+        *([ElasticDistortion(elastic)] if elastic else []),
         *([layers.RandomRotation(rotation / 360, **options)] if rotation else []),
         *([layers.RandomZoom(zoom, **options)] if zoom else []),
         *([layers.RandomTranslation(shift, shift, **options)] if shift else []),
@@ -92,6 +95,52 @@ def augmentation(rotation=0, zoom=0, shift=0, shear=0):
         # either way each image is sheared by a uniform draw from -shear to shear.
         *([layers.RandomShear(x_factor=(0, shear), **options)] if shear else []),
     ]
+
+
+@keras.saving.register_keras_serializable(package="digits")
+class ElasticDistortion(layers.Layer):
+    """Simard et al.'s (2003) elastic distortion, while training only: each pixel of each
+    image is moved by its own random displacement, Gaussian noise smoothed over
+    `smoothness` pixels, so neighbouring strokes bend together as a pen's wobble does.
+    `rms` is the displacements' root mean square in pixels; Simard's and Ciresan's
+    settings are about 1.0-1.4.
+
+    Not Keras's RandomElasticTransform: in Keras 3.15 it draws the same noise for the x and
+    y displacements, and on a batch of unknown size it warps every image as the first.
+    """
+
+    def __init__(self, rms, smoothness=4.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rms, self.smoothness, self.seed = rms, smoothness, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=False):
+        if not training:
+            return images
+        batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
+        radius = int(3 * self.smoothness)
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / self.smoothness) ** 2)
+        taps /= taps.sum()
+        # Smoothing white noise of unit variance by the separable kernel taps ⊗ taps leaves a
+        # standard deviation of sum(taps²); this gain brings it to rms.
+        gain = self.rms / np.sum(taps ** 2)
+        noise = keras.random.normal((batch, height, width, 2), seed=self.seed_generator)  # (N, 28, 28, dy dx)
+        column = np.tile(taps.reshape(-1, 1, 1, 1), (1, 1, 2, 1)).astype("float32")
+        field = ops.depthwise_conv(noise, column, padding="same")
+        field = ops.depthwise_conv(field, column.reshape(1, -1, 2, 1), padding="same") * gain
+        rows, columns = ops.meshgrid(ops.arange(height, dtype="float32"), ops.arange(width, dtype="float32"),
+                                     indexing="ij")
+
+        def warp(image_and_field):
+            image, (dy, dx) = image_and_field[0], ops.unstack(image_and_field[1], axis=-1)
+            return ops.image.map_coordinates(image, [rows + dy, columns + dx], order=1, fill_mode="constant")
+
+        # Per image, as map_coordinates needs every dimension's size, and the batch's is unknown.
+        warped = ops.vectorized_map(warp, (ops.cast(images[..., 0], "float32"), field))  # (N, 28, 28)
+        return ops.cast(warped[..., None], images.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "rms": self.rms, "smoothness": self.smoothness, "seed": self.seed}
 
 
 def build_model(arch, augment=None):
@@ -109,6 +158,31 @@ def build_model(arch, augment=None):
         ],
         name=arch,
     )
+
+
+def recalibrate_batch_norm(model, images, batch_size=1024):
+    """Set each BatchNormalization layer's moving mean and variance to those of `images` as
+    given, through the net without augmentation or dropout, as PyTorch's
+    `torch.optim.swa_utils.update_bn` does for averaged weights; returns the model.
+
+    Training leaves moving averages over batches that were rotated, zoomed and bent, taken
+    while the weights still moved; the digits to label are neither. One pass: each batch
+    flows through the net with every batch norm normalizing by the batch's own statistics,
+    and each moving statistic becomes their mean over the batches, weighted by batch size.
+    """
+    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    momenta = [norm.momentum for norm in norms]
+    try:
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size]
+            for norm in norms:
+                norm.momentum = start / (start + len(batch))  # the share of the images already seen
+            for layer in model.layers:
+                batch = layer(batch, training=isinstance(layer, layers.BatchNormalization))
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+    return model
 
 
 def variant_params(params, variant):

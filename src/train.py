@@ -73,6 +73,8 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
         callbacks=[*callbacks, backup],
         verbose=2,
     )
+    if params["recalibrate_batch_norm"]:
+        models.recalibrate_batch_norm(model, images)
     if chief:
         with atomic_path(model_path) as tmp:
             model.save(tmp)

@@ -51,10 +51,11 @@ def prepared_dir(tmp_path_factory):
 
 
 TINY_TRAIN = {
-    "arch": "cnn", "augment": {"rotation": 0, "zoom": 0, "shift": 0, "shear": 0}, "optimizer": "adam", "learning_rate": 0.001,
+    "arch": "cnn", "augment": {"rotation": 0, "zoom": 0, "shift": 0, "shear": 0, "elastic": 0}, "optimizer": "adam", "learning_rate": 0.001,
     "schedule": "plateau", "decay_rate": 0.95, "warmup_fraction": 0.3, "epochs": 2, "batch_size": 32,
     "lr_scaling": {"rule": "linear", "base_batch_size": 32}, "threads": {"intra_op": 0, "inter_op": 0},
     "final_fit": False, "precision": "float32", "jit_compile": "auto", "strategy": "auto", "deterministic": True,
+    "recalibrate_batch_norm": False,
     "reduce_lr": {"monitor": "val_accuracy", "factor": 0.5, "patience": 3, "min_lr": 1e-5},
 }
 

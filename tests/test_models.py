@@ -6,7 +6,8 @@ from keras import layers
 
 from conftest import TINY_TRAIN
 from workdir import ROOT
-from src.models import build_model, cpu_has_bfloat16, dtype_policy, in_precision, learning_rate, variant_params
+from src.models import (ElasticDistortion, build_model, cpu_has_bfloat16, dtype_policy, in_precision, learning_rate,
+                        recalibrate_batch_norm, variant_params)
 
 
 @pytest.mark.parametrize("arch, parameters", [
@@ -24,11 +25,11 @@ def test_architectures(arch, parameters):
 
 
 def test_augmentation_moves_the_digits_while_training_only():
-    model = build_model("mlp", {"rotation": 10, "zoom": 0.1, "shift": 0.1, "shear": 0.2})
-    augmentation = model.layers[1:5]
-    assert [type(layer) for layer in augmentation] == [layers.RandomRotation, layers.RandomZoom,
+    model = build_model("mlp", {"rotation": 10, "zoom": 0.1, "shift": 0.1, "shear": 0.2, "elastic": 1})
+    augmentation = model.layers[1:6]
+    assert [type(layer) for layer in augmentation] == [ElasticDistortion, layers.RandomRotation, layers.RandomZoom,
                                                        layers.RandomTranslation, layers.RandomShear]
-    assert augmentation[0].factor == pytest.approx((-10 / 360, 10 / 360))  # a fraction of a full turn
+    assert augmentation[1].factor == pytest.approx((-10 / 360, 10 / 360))  # a fraction of a full turn
     digits = np.zeros((8, 28, 28, 1), np.float32)
     digits[:, 10:18, 12:16] = 1
     for layer in augmentation:
@@ -41,7 +42,7 @@ def test_augmentation_moves_the_digits_while_training_only():
 
 
 def test_no_augmentation_adds_no_layers():
-    assert [type(layer) for layer in build_model("mlp", {"rotation": 0, "zoom": 0, "shift": 0, "shear": 0}).layers[:2]] == [
+    assert [type(layer) for layer in build_model("mlp", {"rotation": 0, "zoom": 0, "shift": 0, "shear": 0, "elastic": 0}).layers[:2]] == [
         layers.Rescaling, layers.Flatten]
 
 
@@ -117,8 +118,42 @@ def test_shear_slants_the_digits_either_way_by_up_to_its_factor():
     assert np.abs(slant).max() <= 0.2 + 0.01
 
 
+def test_elastic_distortion_moves_each_pixel_its_own_smooth_way_by_its_rms():
+    ramp = np.broadcast_to(np.arange(28, dtype=np.float32), (64, 28, 28))
+    # Bilinear sampling of a ramp is exact: each pixel of the warped ramp along the columns is
+    # its column plus its x displacement, and along the rows, its row plus its y displacement.
+    # Two layers of one seed draw the same displacements.
+    dx = np.asarray(ElasticDistortion(1.0, seed=7)(ramp[..., None], training=True))[..., 0] - ramp
+    dy = np.asarray(ElasticDistortion(1.0, seed=7)(ramp.transpose(0, 2, 1)[..., None], training=True))[..., 0] - ramp.transpose(0, 2, 1)
+    dx, dy = dx[:, 8:20, 8:20], dy[:, 8:20, 8:20]  # away from the border, which the digits leave black
+    assert np.sqrt(np.mean(dx ** 2)) == pytest.approx(1.0, rel=0.2)
+    assert np.sqrt(np.mean(dy ** 2)) == pytest.approx(1.0, rel=0.2)
+    assert abs(np.corrcoef(dx.ravel(), dy.ravel())[0, 1]) < 0.1  # x and y drawn apart
+    assert not any(np.allclose(dx[0], other, atol=0.1) for other in dx[1:])  # each image its own
+    assert np.corrcoef(dx[:, :, :-1].ravel(), dx[:, :, 1:].ravel())[0, 1] > 0.9  # neighbours move together
+    assert np.array_equal(ElasticDistortion(1.0)(ramp[..., None], training=False), ramp[..., None])
+
+
+def test_recalibrated_batch_norm_holds_the_statistics_of_the_digits_as_given():
+    model = build_model("bn_cnn", {"rotation": 15, "zoom": 0.15, "shift": 0.1, "shear": 0, "elastic": 1})
+    images = np.random.default_rng(0).integers(0, 256, (300, 28, 28, 1), np.uint8)
+    first = next(i for i, layer in enumerate(model.layers) if isinstance(layer, layers.BatchNormalization))
+    first_norm = model.layers[first]
+    assert np.allclose(first_norm.moving_mean, 0)  # as built
+    recalibrate_batch_norm(model, images, batch_size=128)  # batches of 128, 128 and 44
+    # The first norm's input, with the augmentation and dropout off: the first conv of the digits as given.
+    assert isinstance(model.layers[first - 1], layers.Conv2D)
+    convolved = np.asarray(keras.Sequential(model.layers[:first])(images, training=False)).reshape(-1, 32)
+    np.testing.assert_allclose(first_norm.moving_mean, convolved.mean(axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(first_norm.moving_variance, convolved.var(axis=0), rtol=0.05)
+    assert first_norm.momentum == 0.99  # as it was
+    statistics = [np.asarray(weight) for weight in model.non_trainable_weights]
+    recalibrate_batch_norm(model, images, batch_size=128)
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(statistics, model.non_trainable_weights))  # nothing random
+
+
 def test_a_model_with_every_augmentation_saves_and_loads(tmp_path):
-    model = build_model("mlp", {"rotation": 10, "zoom": 0.1, "shift": 0.1, "shear": 0.2})
+    model = build_model("mlp", {"rotation": 10, "zoom": 0.1, "shift": 0.1, "shear": 0.2, "elastic": 1})
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), np.uint8)

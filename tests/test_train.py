@@ -93,6 +93,26 @@ def test_a_final_fit_trains_on_both_splits_and_watches_nothing(prepared_dir, tmp
     assert not any(name.startswith("val_") for name in counter.logs)
 
 
+@pytest.mark.parametrize("final_fit", [False, True])
+def test_batch_norm_is_recalibrated_on_the_training_digits_before_the_model_is_saved(prepared_dir, tmp_path, final_fit):
+    params = {**TINY_TRAIN, "arch": "bn_cnn", "epochs": 1, "schedule": "exponential", "final_fit": final_fit,
+              "augment": {**TINY_TRAIN["augment"], "rotation": 15, "zoom": 0.15}}
+    saved = {}
+    for recalibrate in (True, False):
+        train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / f"{recalibrate}.keras",
+              tmp_path / f"live{recalibrate}", {**params, "recalibrate_batch_norm": recalibrate}, 1,
+              tmp_path / f"backup{recalibrate}")
+        saved[recalibrate] = keras.models.load_model(tmp_path / f"{recalibrate}.keras")
+    # A run trains alike either way, so recalibrating the other run's model gives this one's.
+    digits = np.load(prepared_dir / "train.npz")["x"]
+    if final_fit:
+        digits = np.concatenate([digits, np.load(prepared_dir / "val.npz")["x"]])
+    assert not all(np.allclose(a, b) for a, b in zip(saved[True].non_trainable_weights, saved[False].non_trainable_weights))
+    recalibrated = models.recalibrate_batch_norm(saved[False], digits)
+    for a, b in zip(saved[True].get_weights(), recalibrated.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_a_final_fit_refuses_a_schedule_that_watches_the_validation_split(prepared_dir, tmp_path):
     with pytest.raises(ValueError, match="train.final_fit leaves no validation split for the plateau schedule"):
         train(prepared_dir / "train.npz", prepared_dir / "val.npz", tmp_path / "m.keras", tmp_path / "live",
