@@ -119,19 +119,22 @@ def test_shear_slants_the_digits_either_way_by_up_to_its_factor():
 
 
 def test_elastic_distortion_moves_each_pixel_its_own_smooth_way_by_its_rms():
-    ramp = np.broadcast_to(np.arange(28, dtype=np.float32), (64, 28, 28))
-    # Bilinear sampling of a ramp is exact: each pixel of the warped ramp along the columns is
-    # its column plus its x displacement, and along the rows, its row plus its y displacement.
-    # Two layers of one seed draw the same displacements.
-    dx = np.asarray(ElasticDistortion(1.0, seed=7)(ramp[..., None], training=True))[..., 0] - ramp
-    dy = np.asarray(ElasticDistortion(1.0, seed=7)(ramp.transpose(0, 2, 1)[..., None], training=True))[..., 0] - ramp.transpose(0, 2, 1)
-    dx, dy = dx[:, 8:20, 8:20], dy[:, 8:20, 8:20]  # away from the border, which the digits leave black
+    columns = np.broadcast_to(np.arange(28, dtype=np.float32), (64, 28, 28))  # each pixel holds its column
+    rows = columns.transpose(0, 2, 1)
+
+    def moved(ramp):
+        # Bilinear sampling of a ramp is exact: a warped pixel holds its column (row) plus its x (y)
+        # displacement. Two layers of one seed draw the same displacements.
+        warped = np.asarray(ElasticDistortion(1.0, seed=7)(ramp[..., None], training=True))[..., 0]
+        return (warped - ramp)[:, 8:20, 8:20]  # away from the border, which the digits leave black
+
+    dx, dy = moved(columns), moved(rows)
     assert np.sqrt(np.mean(dx ** 2)) == pytest.approx(1.0, rel=0.2)
     assert np.sqrt(np.mean(dy ** 2)) == pytest.approx(1.0, rel=0.2)
     assert abs(np.corrcoef(dx.ravel(), dy.ravel())[0, 1]) < 0.1  # x and y drawn apart
     assert not any(np.allclose(dx[0], other, atol=0.1) for other in dx[1:])  # each image its own
     assert np.corrcoef(dx[:, :, :-1].ravel(), dx[:, :, 1:].ravel())[0, 1] > 0.9  # neighbours move together
-    assert np.array_equal(ElasticDistortion(1.0)(ramp[..., None], training=False), ramp[..., None])
+    assert np.array_equal(ElasticDistortion(1.0)(columns[..., None], training=False), columns[..., None])
 
 
 def test_recalibrated_batch_norm_holds_the_statistics_of_the_digits_as_given():
