@@ -11,11 +11,13 @@ from src.models import (ElasticDistortion, build_model, cpu_has_bfloat16, dtype_
 
 
 @pytest.mark.parametrize("arch, parameters", [
-    ("cnn", 1_659_146), ("bn_cnn", 327_242), ("fast_cnn", 659_274), ("mlp", 109_386),
+    ("cnn", 1_659_146), ("bn_cnn", 327_242), ("vgg_cnn", 141_418), ("fast_cnn", 659_274), ("mlp", 109_386),
 ])
 def test_architectures(arch, parameters):
     model = build_model(arch)
     # The seed CNN: conv 5x5x32 (832) + conv 5x5x64 (51,264) + dense 12,544x128 (1,605,760) + dense 10 (1,290).
+    # vgg_cnn: convs 3x3 1x32 (320), 32x32 (9,248), 32x64 (18,496), 64x64 (36,928), 64x128 (73,856), their batch
+    # norms 4 x (32+32+64+64+128) (1,280), dense 128x10 (1,290): global average pooling leaves no big dense layer.
     # fast_cnn: conv 3x3x48 (480) + conv 3x3x48x96 (41,568) + dense 2,400x256 (614,656) + dense 10 (2,570).
     # The MLP: 784x128 (100,480) + 128x64 (8,256) + 64x10 (650).
     assert model.count_params() == parameters
@@ -47,7 +49,7 @@ def test_no_augmentation_adds_no_layers():
 
 
 def test_an_unknown_arch_is_refused():
-    with pytest.raises(ValueError, match="train.arch is 'resnet'; it must be one of cnn, bn_cnn, fast_cnn, mlp"):
+    with pytest.raises(ValueError, match="train.arch is 'resnet'; it must be one of cnn, bn_cnn, vgg_cnn, fast_cnn, mlp"):
         build_model("resnet")
 
 

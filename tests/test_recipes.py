@@ -68,12 +68,9 @@ def test_dvc_reads_a_recipe_line_as_the_recipe_after_any_other_line(recipe, fina
         assert run(line) == expected, f"{recipe} after {earlier}"
 
 
-def test_the_readme_gives_the_fast_preset_as_the_benchmark_ran_it():
-    assert recipes.exp_run_command("fast") in (ROOT / "README.md").read_text()
-
-
-def test_the_readme_gives_the_gpu_preset_as_the_benchmark_ran_it():
-    assert recipes.exp_run_command("gpu") in (ROOT / "README.md").read_text()
+@pytest.mark.parametrize("recipe, seeds", [("fast", None), ("gpu", None), ("vgg", [42, 43, 44, 45])])
+def test_the_readme_gives_a_preset_as_the_benchmark_ran_it(recipe, seeds):
+    assert recipes.exp_run_command(recipe, seeds) in (ROOT / "README.md").read_text()
 
 
 def test_a_recipe_trains_each_of_its_variants_from_each_seed(monkeypatch):
