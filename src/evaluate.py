@@ -14,6 +14,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import yaml
+from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, classification_report, log_loss
 
 from .atomic import atomic_dir, atomic_path
@@ -33,12 +34,21 @@ def labelled_splits(val_npz, test_npz):
     return {name: (split["x"], split["y"]) for name, split in splits.items()}
 
 
+def accuracy_interval(errors, images):
+    """{"low", "high"}: the 95% confidence interval of the accuracy that made `errors` in `images` digits.
+    Clopper-Pearson's exact interval, as the normal approximation fails at a few errors in thousands."""
+    interval = binomtest(images - errors, images).proportion_ci(0.95, method="exact")
+    return {"low": float(interval.low), "high": float(interval.high)}
+
+
 def score(labels, probabilities):
     predicted = probabilities.argmax(axis=1)
+    errors = int((predicted != labels).sum())
     return {
         "accuracy": float(accuracy_score(labels, predicted)),
+        "accuracy_95": accuracy_interval(errors, len(labels)),
         "loss": float(log_loss(labels, probabilities, labels=range(10))),
-        "errors": int((predicted != labels).sum()),
+        "errors": errors,
         "images": len(labels),
     }
 
@@ -112,7 +122,10 @@ def main():
                        out / "classification_report.txt", out / "plots", params["evaluate"]["max_misclassified"],
                        params["ensemble"]["tta_shift"], precision_policy(params["ensemble"]["precision"]))
     for name, values in metrics.items():
-        print(f"evaluate: {name}: accuracy {values['accuracy']:.4%}, loss {values['loss']:.4f}, "
+        interval = values["accuracy_95"]
+        print(f"evaluate: {name}: accuracy {values['accuracy']:.4%} "
+              f"(95% interval {interval['low']:.2%}-{interval['high']:.2%}), "
+              f"loss {values['loss']:.4f}, "
               f"{values['errors']} errors in {values['images']} images"
               + (f"; members alone: {', '.join(f'{a:.4%}' for a in values['members'].values())}"
                  if "members" in values else ""))
