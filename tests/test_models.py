@@ -6,7 +6,7 @@ from keras import layers
 
 from conftest import TINY_TRAIN
 from workdir import ROOT
-from src.models import (ElasticDistortion, build_model, cpu_has_bfloat16, dtype_policy, in_precision, learning_rate,
+from src.models import (ElasticDistortion, RandomAffine, build_model, cpu_has_bfloat16, dtype_policy, in_precision, learning_rate,
                         recalibrate_batch_norm, variant_params)
 
 
@@ -28,10 +28,10 @@ def test_architectures(arch, parameters):
 
 def test_augmentation_moves_the_digits_while_training_only():
     model = build_model("mlp", {"rotation": 10, "zoom": 0.1, "shift": 0.1, "shear": 0.2, "elastic": 1})
-    augmentation = model.layers[1:6]
-    assert [type(layer) for layer in augmentation] == [ElasticDistortion, layers.RandomRotation, layers.RandomZoom,
-                                                       layers.RandomTranslation, layers.RandomShear]
-    assert augmentation[1].factor == pytest.approx((-10 / 360, 10 / 360))  # a fraction of a full turn
+    augmentation = model.layers[1:3]
+    assert [type(layer) for layer in augmentation] == [ElasticDistortion, RandomAffine]
+    assert (augmentation[1].rotation, augmentation[1].zoom, augmentation[1].shift, augmentation[1].shear) == (
+        10, 0.1, 0.1, 0.2)
     digits = np.zeros((8, 28, 28, 1), np.float32)
     digits[:, 10:18, 12:16] = 1
     for layer in augmentation:
@@ -41,6 +41,47 @@ def test_augmentation_moves_the_digits_while_training_only():
     images = (digits * 255).astype(np.uint8)
     assert np.array_equal(model(images, training=False), model(images, training=False))
     assert not np.allclose(model(images, training=True), model(images, training=False))
+
+
+def keras_layers(rotation=0, zoom=0, shift=0, shear=0):
+    """What RandomAffine stands in for: Keras's own layers, one after another."""
+    options = {"fill_mode": "constant", "fill_value": 0.0}
+    return [layer for layer, factor in [
+        (layers.RandomRotation(rotation / 360, seed=1, **options), rotation),
+        (layers.RandomZoom(zoom, seed=2, **options), zoom),
+        (layers.RandomTranslation(shift, shift, seed=3, **options), shift),
+        (layers.RandomShear(x_factor=(0, shear), seed=4, **options), shear),
+    ] if factor]
+
+
+def spread_and_sharpness(images):
+    """The spread of the digits' centres of mass (rows, columns) and of their ink, and their
+    mean squared gradient: how the transforms moved them, and how blurred they left them."""
+    ink = images[..., 0].sum(axis=(1, 2))
+    rows = images[..., 0].sum(axis=2) @ np.arange(28) / ink
+    columns = images[..., 0].sum(axis=1) @ np.arange(28) / ink
+    gradient = (np.diff(images, axis=1) ** 2).sum(axis=(1, 2, 3)) + (np.diff(images, axis=2) ** 2).sum(axis=(1, 2, 3))
+    return np.array([rows.std(), columns.std(), ink.std()]), gradient.mean()
+
+
+@pytest.mark.parametrize("augment", [
+    {"rotation": 15}, {"zoom": 0.15}, {"shift": 0.1}, {"shear": 0.2},
+    {"rotation": 15, "zoom": 0.15, "shift": 0.1, "shear": 0.2},
+])
+def test_one_transform_moves_the_digits_as_keras_layers_do_with_one_interpolation(augment):
+    digits = np.zeros((1024, 28, 28, 1), np.float32)
+    digits[:, 6:22, 12:16] = 1  # a crisp T
+    digits[:, 6:10, 8:20] = 1
+    chained = digits
+    for layer in keras_layers(**augment):
+        chained = np.asarray(layer(chained, training=True))
+    spread, sharpness = spread_and_sharpness(np.asarray(RandomAffine(**augment, seed=5)(digits, training=True)))
+    chained_spread, chained_sharpness = spread_and_sharpness(chained)
+    np.testing.assert_allclose(spread, chained_spread, rtol=0.1, atol=0.05)  # the same random geometry
+    if len(augment) == 1:  # one Keras layer: one interpolation either way
+        assert sharpness == pytest.approx(chained_sharpness, rel=0.05)
+    else:  # four interpolations halve the squared gradient of the one
+        assert sharpness > 1.6 * chained_sharpness
 
 
 def test_no_augmentation_adds_no_layers():
