@@ -74,7 +74,7 @@ RECIPES = {
     },
 }
 BASELINE = "seed_cnn"
-CHAMPION, CHAMPION_SEEDS = "champion_long", [42, 43, 44, 45]  # the README's champion preset
+CHAMPION, CHAMPION_SEEDS = "champion_mix", [42, 43, 44, 45]  # the README's champion preset
 
 
 def recipe_params(recipe):

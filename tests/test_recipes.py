@@ -39,11 +39,12 @@ def test_the_readme_gives_the_champion_preset_as_the_benchmark_ran_it():
     readme = (ROOT / "README.md").read_text()
     validated = recipes.exp_run_command(recipes.CHAMPION, recipes.CHAMPION_SEEDS)
     final_fit = recipes.exp_run_command(recipes.CHAMPION, recipes.CHAMPION_SEEDS, final_fit=True)
-    assert validated.startswith("dvc exp run -n champion_long -S 'train.arch=bn_cnn'") and validated in readme
+    assert validated.startswith(f"dvc exp run -n {recipes.CHAMPION} -S 'train.arch=bn_cnn'") and validated in readme
     assert validated.endswith(" -S 'train.final_fit=false'")
-    assert final_fit == (validated.replace("-n champion_long", "-n champion_long-final-fit")
+    assert final_fit == (validated.replace(f"-n {recipes.CHAMPION} ", f"-n {recipes.CHAMPION}-final-fit ")
                          .replace("'train.final_fit=false'", "'train.final_fit=true'"))
     assert final_fit in readme
+    assert f"**The champion** (`{recipes.CHAMPION}`)" in readme
 
 
 LINES = [(recipe, final_fit) for recipe in recipes.RECIPES for final_fit in (False, True)]
