@@ -54,10 +54,26 @@ def queue_tasks(project, env):
     return {row[1]: row[-1] for row in rows}
 
 
+def start_the_queue(project, env, log):
+    """`dvc queue start -j 2`, its output in log: the workers it forks keep a pipe open until they exit."""
+    with log.open("w") as output:
+        started = subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=project, env=env, stdout=output,
+                                 stderr=subprocess.STDOUT, timeout=120)
+    assert started.returncode == 0, log.read_text()
+    return log.read_text()
+
+
+def worker_logs(project):
+    return "\n".join(f"--- {out.name}\n{out.read_text()[-3000:]}"
+                     for out in sorted((project / ".dvc/tmp/exps/celery").glob("*.out")))
+
+
 def wait_for_queue(project, env):
+    """The tasks once none is queued or running; the workers' own idle shutdown is DVC's business, not waited on."""
     deadline = time.monotonic() + QUEUE_TIMEOUT_S
     while {"Queued", "Running"} & set((tasks := queue_tasks(project, env)).values()):
-        assert time.monotonic() < deadline, f"the queue is still busy after {QUEUE_TIMEOUT_S} s: {tasks}"
+        assert time.monotonic() < deadline, \
+            f"the queue is still busy after {QUEUE_TIMEOUT_S} s: {tasks}\n{worker_logs(project)}"
         time.sleep(3)
     return tasks
 
@@ -102,7 +118,7 @@ def test_a_queued_grid_runs_on_two_workers_and_exp_show_compares_it(tmp_path):
                  "-S", "train.learning_rate=0.003,0.03")
     assert queued.count("Queued experiment") == 2, queued
     try:
-        started = dvc(project, offline, "queue", "start", "-j", "2")
+        started = start_the_queue(project, offline, tmp_path / "queue-start.log")
         tasks = wait_for_queue(project, offline)
     finally:
         lingering = stop_the_queue(project, offline)
