@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from src.models import precision_policy  # noqa: E402
+from src.device_policy import precision_policy  # noqa: E402
 from src.predict import predict  # noqa: E402
 
 
@@ -43,10 +43,14 @@ def main():
                 start = time.perf_counter()
                 predict([args.model], test, sample, "kaggle", out, batch, policy=policy)
                 times[policy, batch].append(time.perf_counter() - start)
-    print(f"ensemble.precision auto is {precision_policy('auto')} here\n\n"
-          "| policy | batch | seconds, each run | fastest-slowest |\n| --- | --- | --- | --- |")
+    print(
+        f"ensemble.precision auto is {precision_policy('auto')} here\n\n"
+        "| policy | batch | seconds, each run | fastest-slowest |\n| --- | --- | --- | --- |"
+    )
     for (policy, batch), seconds in times.items():
-        print(f"| {policy} | {batch} | {' '.join(f'{s:.2f}' for s in seconds)} | {min(seconds):.2f}-{max(seconds):.2f} |")
+        print(
+            f"| {policy} | {batch} | {' '.join(f'{s:.2f}' for s in seconds)} | {min(seconds):.2f}-{max(seconds):.2f} |"
+        )
 
 
 if __name__ == "__main__":

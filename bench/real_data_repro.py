@@ -28,8 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from kaggle_server import FakeKaggle  # noqa: E402
 from recipes import exp_run_command  # noqa: E402
+
+from kaggle_server import FakeKaggle  # noqa: E402
 
 STAGE_STARTS = re.compile(r"^Running stage '([^']+)'")
 
@@ -46,8 +47,9 @@ def commands(recipe, seeds, final_fit):
 
 def timed_run(command, clone, env, timings, save):
     """Run one command, echoing its output, and add each stage's wall time to timings as it goes."""
-    child = subprocess.Popen(command, shell=True, cwd=clone, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, bufsize=1)
+    child = subprocess.Popen(
+        command, shell=True, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
     stage, since = "set-up", time.perf_counter()
     for line in child.stdout:
         print(line, end="", flush=True)
@@ -84,8 +86,13 @@ def main():
         env = {**os.environ, **kaggle.client_env(), "HOME": tmp, "KAGGLE_CONFIG_DIR": tmp, "PYTHONUNBUFFERED": "1"}
         env.pop("KAGGLE_API_TOKEN", None)
         # With HOME a fresh folder git knows no one, and `dvc exp run` commits in the clone.
-        env.update({f"GIT_{role}_{field}": value for role in ("AUTHOR", "COMMITTER")
-                    for field, value in (("NAME", "bench"), ("EMAIL", "bench@localhost"))})
+        env.update(
+            {
+                f"GIT_{role}_{field}": value
+                for role in ("AUTHOR", "COMMITTER")
+                for field, value in (("NAME", "bench"), ("EMAIL", "bench@localhost"))
+            }
+        )
         for name, command in commands(args.recipe, args.seeds, args.final_fit):
             entry = record.setdefault(name, {"command": command, "done": False, "attempts": 0, "seconds": {}})
             if entry["done"]:
@@ -99,16 +106,20 @@ def main():
         subprocess.run(["dvc", "repro"], cwd=clone, env=env, check=True, capture_output=True)
         no_op = time.perf_counter() - start
         submission = (clone / "submissions" / "submission.csv").read_bytes()
-    for name, entry in record.items():
+    for entry in record.values():
         val = entry["val"]  # after a final fit, a split the models trained on
-        print(f"\n{entry['command']}\n{entry['attempts']} attempt(s); validation accuracy {val['accuracy']:.4%} "
-              f"({val['errors']} errors in {val['images']})\n\n| stage | wall time (s) |\n| --- | --- |")
+        print(
+            f"\n{entry['command']}\n{entry['attempts']} attempt(s); validation accuracy {val['accuracy']:.4%} "
+            f"({val['errors']} errors in {val['images']})\n\n| stage | wall time (s) |\n| --- | --- |"
+        )
         for stage, seconds in entry["seconds"].items():
             print(f"| {stage} | {seconds:.1f} |")
         print(f"| all | {sum(entry['seconds'].values()):.1f} |")
     rows = submission.count(b"\n") - 1
-    print(f"\n`dvc repro` with nothing to do: {no_op:.1f} s; submission rows {rows}, "
-          f"sha256 {hashlib.sha256(submission).hexdigest()}")
+    print(
+        f"\n`dvc repro` with nothing to do: {no_op:.1f} s; submission rows {rows}, "
+        f"sha256 {hashlib.sha256(submission).hexdigest()}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ benchmark can be stopped and resumed, and ensembles can grow a member at a time.
     python bench/recipes.py champion --seeds 1 2 3 4 5
     python bench/recipes.py champion --seeds 1 2 3 --tta-shift 1   # also with test-time augmentation
     python bench/recipes.py --command champion     # the `dvc exp run` line for a recipe (--final-fit too)
-    KERAS_BACKEND=jax python bench/recipes.py gpu --seeds 1 2 3 --jobs 3   # a GPU machine without TensorFlow
+    python bench/recipes.py gpu --seeds 1 2 3 --jobs 3   # a GPU machine: runs side by side
 
 It prints one table row per run and per ensemble: holdout accuracy and errors, training
 wall time, images/s, wall time to 99.0% and 99.5% holdout accuracy, peak RSS, device,
@@ -38,9 +38,14 @@ THRESHOLDS = (0.990, 0.995)
 # The issue's augmentation, rotation 15° and zoom .15, over 30 epochs as Deotte trained:
 # seed 42 went from 36 holdout errors to 30.
 CHAMPION_LONG = {
-    "train.arch": "bn_cnn", "train.learning_rate": 0.002, "train.schedule": "one_cycle",
-    "train.warmup_fraction": 0.2, "train.epochs": 30,
-    "train.augment.rotation": 15, "train.augment.zoom": 0.15, "train.augment.shift": 0.1,
+    "train.arch": "bn_cnn",
+    "train.learning_rate": 0.002,
+    "train.schedule": "one_cycle",
+    "train.warmup_fraction": 0.2,
+    "train.epochs": 30,
+    "train.augment.rotation": 15,
+    "train.augment.zoom": 0.15,
+    "train.augment.shift": 0.1,
 }
 # Overrides of params.yaml, as `dvc exp run -S` takes them.
 RECIPES = {
@@ -48,29 +53,39 @@ RECIPES = {
     "seed_mlp": {"train.arch": "mlp", "train.precision": "float32", "ensemble.precision": "float32"},
     "seed_cnn": {"train.arch": "cnn", "train.precision": "float32", "ensemble.precision": "float32"},
     "fast": {  # to 99% soonest: no augmentation, which pays off only over many epochs
-        "train.arch": "fast_cnn", "train.batch_size": 128, "train.learning_rate": 0.0015,
-        "train.schedule": "one_cycle", "train.warmup_fraction": 0.2, "train.epochs": 4,
+        "train.arch": "fast_cnn",
+        "train.batch_size": 128,
+        "train.learning_rate": 0.0015,
+        "train.schedule": "one_cycle",
+        "train.warmup_fraction": 0.2,
+        "train.epochs": 4,
     },
     "champion": {
-        "train.arch": "bn_cnn", "train.learning_rate": 0.002, "train.schedule": "one_cycle",
-        "train.warmup_fraction": 0.2, "train.epochs": 20,
-        "train.augment.rotation": 10, "train.augment.zoom": 0.1, "train.augment.shift": 0.1,
+        "train.arch": "bn_cnn",
+        "train.learning_rate": 0.002,
+        "train.schedule": "one_cycle",
+        "train.warmup_fraction": 0.2,
+        "train.epochs": 20,
+        "train.augment.rotation": 10,
+        "train.augment.zoom": 0.1,
+        "train.augment.shift": 0.1,
     },
     "champion_long": CHAMPION_LONG,
     # champion_long, each seed trained for 45 epochs, on slanted digits too, on digits only
     # shifted, and on the digits as given (variants base45, slant, upright, plain): they make
     # different mistakes, so their average corrects more.
     "champion_mix": {**CHAMPION_LONG, "ensemble.variants": ["base45", "slant", "upright", "plain"]},
-    # champion_long's accuracy for half its training: params.yaml's variant vgg alone (VGG's
-    # pooling net, the digits only shifted, 15 epochs; with rotation and zoom it underfit).
-    "vgg": {**CHAMPION_LONG, "ensemble.variants": ["vgg"]},
     # To 99.5% soonest on a GPU, where an epoch takes half a second and compiling the step
-    # most of the time. No augmentation: Keras's image layers crawl on JAX (keras-team/keras#23229).
-    # float32: on an H100, mixed_bfloat16 compiled longer and ran no faster.
+    # most of the time. No augmentation, and float32, which compiled sooner on an H100 and ran as fast.
     "gpu": {
-        "train.arch": "bn_cnn", "train.batch_size": 256, "train.lr_scaling.rule": "sqrt",
-        "train.learning_rate": 0.002, "train.schedule": "one_cycle", "train.warmup_fraction": 0.2,
-        "train.epochs": 20, "train.precision": "float32",
+        "train.arch": "bn_cnn",
+        "train.batch_size": 256,
+        "train.lr_scaling.rule": "sqrt",
+        "train.learning_rate": 0.002,
+        "train.schedule": "one_cycle",
+        "train.warmup_fraction": 0.2,
+        "train.epochs": 20,
+        "train.precision": "float32",
     },
 }
 BASELINE = "seed_cnn"
@@ -78,19 +93,13 @@ CHAMPION, CHAMPION_SEEDS = "champion_mix", [42, 43, 44, 45]  # the README's cham
 
 
 def recipe_params(recipe):
-    """params.yaml with the recipe's overrides applied, as `dvc exp run -S` applies them."""
-    return with_settings(yaml.safe_load((ROOT / "params.yaml").read_text()), RECIPES[recipe], f"recipe {recipe}")
+    """params.yaml with the recipe's overrides applied, as `dvc exp run -S` applies them: a config.Params."""
+    from src import config
 
-
-def with_settings(params, settings, source):
-    """params with each of settings' `dotted.name: value` set; source names them when params lacks one."""
-    for dotted, value in settings.items():
-        *parents, key = dotted.split(".")
-        section = param(params, parents)
-        if key not in section:
-            raise KeyError(f"{source}: params.yaml has no {dotted}")
-        section[key] = value
-    return params
+    try:
+        return config.load(ROOT / "params.yaml", RECIPES[recipe])
+    except config.ConfigError as error:
+        raise config.ConfigError(f"recipe {recipe}: {error}") from None
 
 
 def exp_run_settings(recipe, seeds=None, final_fit=False):
@@ -100,20 +109,15 @@ def exp_run_settings(recipe, seeds=None, final_fit=False):
     that another recipe or a final fit changes back to params.yaml's own value: run after
     any other recipe's line, it trains what it trains in a fresh clone.
     """
-    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
+    from src import config
+
+    defaults = config.flat(yaml.safe_load((ROOT / "params.yaml").read_text()))  # as written: 0, not 0.0
     settings = dict(RECIPES[recipe])
     for dotted in (dotted for other in RECIPES.values() for dotted in other):
-        settings.setdefault(dotted, param(defaults, dotted.split(".")))
-    settings["ensemble.seeds"] = list(seeds) if seeds else defaults["ensemble"]["seeds"]
+        settings.setdefault(dotted, defaults[dotted])
+    settings["ensemble.seeds"] = list(seeds) if seeds else defaults["ensemble.seeds"]
     settings["train.final_fit"] = final_fit
     return settings
-
-
-def param(params, keys):
-    """The value at keys, such as ["train", "augment", "zoom"], in params."""
-    for key in keys:
-        params = params[key]
-    return params
 
 
 def exp_run_command(recipe, seeds=None, final_fit=False):
@@ -138,8 +142,7 @@ def prepare_holdout(zip_path, out_dir):
     raw = out_dir / "raw"
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(raw)
-    settings = yaml.safe_load((ROOT / "params.yaml").read_text())["prepare"]
-    prepare(raw, out_dir / "prepared", settings["val_fraction"], settings["seed"])
+    prepare(raw, out_dir / "prepared", recipe_params(BASELINE).prepare)
     return out_dir / "prepared"
 
 
@@ -148,81 +151,64 @@ def run_one(recipe, variant, seed, prepared, out, side_by_side):
     figures."""
     import keras
 
-    from src.models import precision_policy, variant_params
+    from src.device_policy import precision_policy
+    from src.training import train
 
     class EpochClock(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             curve.append((time.time(), logs["val_accuracy"]))
 
-    params = variant_params(recipe_params(recipe), variant)
+    params = recipe_params(recipe).member_train(variant)
     curve = []  # (time, holdout accuracy) after each epoch
     start = time.time()  # before the model is built: time to accuracy includes the set-up
-    if keras.backend.backend() == "tensorflow":
-        from src.train import train
-
-        with tempfile.TemporaryDirectory() as tmp:
-            train(prepared / "train.npz", prepared / "val.npz", out / "model.keras", Path(tmp) / "live",
-                          params, seed, Path(tmp) / "backup", callbacks=[EpochClock()])
-    else:
-        model = fit_without_tensorflow(prepared, params, seed, [EpochClock()])
-        model.save(out / "model.keras")  # as train() does: a model left by a killed earlier try is replaced
+    with tempfile.TemporaryDirectory() as tmp:
+        train(
+            prepared / "train.npz",
+            prepared / "val.npz",
+            out / "model.keras",
+            Path(tmp) / "live",
+            params,
+            seed,
+            Path(tmp) / "backup",
+            callbacks=[EpochClock()],
+        )
     wall = time.time() - start
     np.save(out / "probabilities.npy", holdout_probabilities(recipe, out, np.load(prepared / "val.npz")["x"], 0))
-    images = len(np.load(prepared / "train.npz")["y"]) * params["epochs"]
+    images = len(np.load(prepared / "train.npz")["y"]) * params.epochs
     result = {
-        "recipe": recipe, "variant": variant, "seed": seed, "epochs": params["epochs"],
-        "train_seconds": wall, "images_per_second": images / wall,
-        "seconds_to": {f"{t:.3f}": next((when - start for when, accuracy in curve if accuracy >= t), None)
-                       for t in THRESHOLDS},
+        "recipe": recipe,
+        "variant": variant,
+        "seed": seed,
+        "epochs": params.epochs,
+        "train_seconds": wall,
+        "images_per_second": images / wall,
+        "seconds_to": {
+            f"{t:.3f}": next((when - start for when, accuracy in curve if accuracy >= t), None) for t in THRESHOLDS
+        },
         "curve": curve,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "device": device_name() + f", {precision_policy(params['precision'])}"
-                  + (f", {side_by_side} runs side by side" if side_by_side > 1 else ""),
+        "device": device_name()
+        + f", {precision_policy(params.precision)}"
+        + (f", {side_by_side} runs side by side" if side_by_side > 1 else ""),
     }
     (out / "result.json").write_text(json.dumps(result, indent=2))
 
 
-def fit_without_tensorflow(prepared, params, seed, callbacks):
-    """The train stage's model, optimizer and schedule, fitted by Keras on the JAX backend:
-    the GPU machines this project is benchmarked on carry JAX but not TensorFlow.
-
-    Keras feeds the arrays itself; TensorFlow's input pipeline, strategies, determinism and
-    backups stay with the train stage.
-    """
-    import keras
-
-    from src.models import compiled_model, precision_policy
-
-    keras.utils.set_random_seed(seed)
-    train_split, val_split = np.load(prepared / "train.npz"), np.load(prepared / "val.npz")
-    batch_size = params["batch_size"]
-    model = compiled_model(params, batch_size, -(-len(train_split["y"]) // batch_size),
-                           precision_policy(params["precision"]))
-    model.fit(train_split["x"], train_split["y"], batch_size=batch_size, epochs=params["epochs"],
-              validation_data=(val_split["x"], val_split["y"]), callbacks=callbacks, verbose=2)
-    return model
-
-
 def device_name():
-    import keras
+    import tensorflow as tf
 
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-        backend = ""
-    else:
-        import jax
-
-        device = jax.devices()[0]
-        if device.platform == "gpu":
-            return f"{device.device_kind}, Keras on JAX"
-        backend = ", Keras on JAX"
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "CPU")
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores{backend}"
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "CPU",
+    )
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores"
 
 
 def run_all(recipe, seeds, prepared, results, jobs):
@@ -234,15 +220,29 @@ def run_all(recipe, seeds, prepared, results, jobs):
     """
     members = recipe_members(recipe, seeds)
     outs = [run_dir(results, recipe, variant, seed) for variant, seed in members]
-    missing = [(member, out) for member, out in zip(members, outs) if not (out / "result.json").exists()]
+    missing = [(member, out) for member, out in zip(members, outs, strict=True) if not (out / "result.json").exists()]
     side_by_side = min(jobs, len(missing))
     running = []
     for (variant, seed), out in missing:
         out.mkdir(parents=True, exist_ok=True)
         if len(running) == side_by_side:
             wait_for(running.pop(0))
-        running.append(subprocess.Popen([sys.executable, __file__, "--child", recipe, variant, str(seed),
-                                         str(prepared), str(out), str(side_by_side)], cwd=ROOT))
+        running.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    recipe,
+                    variant,
+                    str(seed),
+                    str(prepared),
+                    str(out),
+                    str(side_by_side),
+                ],
+                cwd=ROOT,
+            )
+        )
     for child in running:
         wait_for(child)
     return [(json.loads((out / "result.json").read_text()), np.load(out / "probabilities.npy")) for out in outs]
@@ -250,9 +250,8 @@ def run_all(recipe, seeds, prepared, results, jobs):
 
 def recipe_members(recipe, seeds):
     """[(variant, seed)]: the recipe's ensemble members from these seeds, as the pipeline's are."""
-    from src.predict import ensemble_members
-
-    return ensemble_members({**recipe_params(recipe)["ensemble"], "seeds": seeds})
+    variants = recipe_params(recipe).ensemble.variants
+    return [(variant, seed) for variant in variants for seed in seeds]
 
 
 def run_dir(results, recipe, variant, seed):
@@ -267,10 +266,10 @@ def wait_for(child):
 
 def holdout_probabilities(recipe, out, holdout_images, tta_shift):
     """The run's saved model's softmax on the holdout, computed as the evaluate stage computes it."""
-    from src.models import precision_policy
-    from src.predict import member_probabilities
+    from src.device_policy import precision_policy
+    from src.ensemble import member_probabilities
 
-    policy = precision_policy(recipe_params(recipe)["ensemble"]["precision"])
+    policy = precision_policy(recipe_params(recipe).ensemble.precision)
     return member_probabilities([out / "model.keras"], holdout_images, 1024, tta_shift, policy)[0]
 
 
@@ -297,15 +296,21 @@ def row(name, result, holdout_score, baseline):
         base = baseline and baseline["seconds_to"].get(f"{t:.3f}")
         return f"{value:.0f}" + (f" ({base / value:.1f}x)" if base else "")
 
-    return (f"| {name} | {holdout_score['accuracy']:.2%} | {holdout_score['errors']} | {result['train_seconds']:.0f} | "
-            f"{result['images_per_second']:.0f} | {seconds(0.990)} | {seconds(0.995)} | "
-            f"{result['peak_rss_mib']:.0f} | {result['device']} |")
+    return (
+        f"| {name} | {holdout_score['accuracy']:.2%} | {holdout_score['errors']} | {result['train_seconds']:.0f} | "
+        f"{result['images_per_second']:.0f} | {seconds(0.990)} | {seconds(0.995)} | "
+        f"{result['peak_rss_mib']:.0f} | {result['device']} |"
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("recipes", nargs="*", default=list(RECIPES), help=f"any of {', '.join(RECIPES)}; all by default")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="one run per seed; 2+ also score the ensemble")
+    parser.add_argument(
+        "recipes", nargs="*", default=list(RECIPES), help=f"any of {', '.join(RECIPES)}; all by default"
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[42], help="one run per seed; 2+ also score the ensemble"
+    )
     parser.add_argument("--zip", type=Path, default=ROOT.parent / "shared" / "data" / "digit-recognizer.zip")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="finished runs, reused")
     parser.add_argument("--tta-shift", type=int, default=0, help="also score with test-time augmentation")
@@ -315,31 +320,39 @@ def main():
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if set(args.recipes) - set(RECIPES):
-        parser.error(f"unknown recipe {sorted(set(args.recipes) - set(RECIPES))[0]!r}; choose from {', '.join(RECIPES)}")
+        parser.error(
+            f"unknown recipe {sorted(set(args.recipes) - set(RECIPES))[0]!r}; choose from {', '.join(RECIPES)}"
+        )
     sys.path.insert(0, str(ROOT))
     if args.child:
         recipe, variant, seed, prepared, out, side_by_side = args.child
         return run_one(recipe, variant, int(seed), Path(prepared), Path(out), int(side_by_side))
     if args.command:
         return print(exp_run_command(args.command, args.seeds if len(args.seeds) > 1 else None, args.final_fit))
-    from src.evaluate import score  # after the quick answers: it loads TensorFlow
+    from src.scoring import score  # after the quick answers: it loads TensorFlow
+
     prepared = args.out / "holdout"
     if not (prepared / "val.npz").exists():
         prepare_holdout(args.zip, args.out / "holdout-work")
         (args.out / "holdout-work" / "prepared").rename(prepared)
     holdout = np.load(prepared / "val.npz")
     labels, holdout_images = holdout["y"], holdout["x"]
-    print("| recipe | holdout accuracy | errors | train wall (s) | images/s | s to 99.0% (speed-up) | "
-          "s to 99.5% (speed-up) | peak RSS (MiB) | device |\n" + "| --- " * 9 + "|", flush=True)
+    print(
+        "| recipe | holdout accuracy | errors | train wall (s) | images/s | s to 99.0% (speed-up) | "
+        "s to 99.5% (speed-up) | peak RSS (MiB) | device |\n" + "| --- " * 9 + "|",
+        flush=True,
+    )
     baseline_file = run_dir(args.out, BASELINE, "base", args.seeds[0]) / "result.json"
     baseline = json.loads(baseline_file.read_text()) if baseline_file.exists() else None
     for recipe in args.recipes:
         runs = run_all(recipe, args.seeds, prepared, args.out, args.jobs)
         if recipe == BASELINE:
             baseline = runs[0][0]
-        augmented = [tta_probabilities(recipe, result, holdout_images, args.out, args.tta_shift) if args.tta_shift
-                     else None for result, _ in runs]
-        for (result, probabilities), tta in zip(runs, augmented):
+        augmented = [
+            tta_probabilities(recipe, result, holdout_images, args.out, args.tta_shift) if args.tta_shift else None
+            for result, _ in runs
+        ]
+        for (result, probabilities), tta in zip(runs, augmented, strict=True):
             name = f"{recipe} ({result['variant']}, seed {result['seed']})"
             print(row(name, result, score(labels, probabilities), recipe != BASELINE and baseline), flush=True)
             if tta is not None:
@@ -348,15 +361,18 @@ def main():
             ensemble = {
                 "train_seconds": sum(r["train_seconds"] for r, _ in runs),
                 "images_per_second": np.mean([r["images_per_second"] for r, _ in runs]),
-                "seconds_to": {}, "peak_rss_mib": max(r["peak_rss_mib"] for r, _ in runs),
+                "seconds_to": {},
+                "peak_rss_mib": max(r["peak_rss_mib"] for r, _ in runs),
                 "device": runs[0][0]["device"],
             }
             name = f"{recipe} ensemble of {len(runs)}"
             averaged = np.mean([probabilities for _, probabilities in runs], axis=0)
             print(row(name, ensemble, score(labels, averaged), None), flush=True)
             if all(tta is not None for tta in augmented):
-                print(row(f"{name} + TTA {args.tta_shift} px", ensemble, score(labels, np.mean(augmented, axis=0)),
-                          None), flush=True)
+                print(
+                    row(f"{name} + TTA {args.tta_shift} px", ensemble, score(labels, np.mean(augmented, axis=0)), None),
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

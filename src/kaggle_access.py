@@ -8,10 +8,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-CREATE_TOKEN = ("create a token at https://www.kaggle.com/settings/api and save it as ~/.kaggle/kaggle.json "
-                "(chmod 600), or set KAGGLE_USERNAME and KAGGLE_KEY")
+CREATE_TOKEN = (
+    "create a token at https://www.kaggle.com/settings/api and save it as ~/.kaggle/kaggle.json "
+    "(chmod 600), or set KAGGLE_USERNAME and KAGGLE_KEY"
+)
 SERVER_ERRORS = (500, 502, 503, 504)
 TOO_MANY_REQUESTS = 429
+SCORED = ("COMPLETE", "ERROR")  # Kaggle's final submission statuses; the other is PENDING
 # The client reads these once, at import, and then prints every request with its Authorization header.
 VERBOSE_VARIABLES = ("VERBOSE", "VERBOSE_OUTPUT")
 
@@ -20,11 +23,12 @@ class KaggleError(RuntimeError):
     """Kaggle cannot be used as asked; the message says what to do."""
 
 
-class RetryPolicy(NamedTuple):
-    """How a Kaggle call is tried again while Kaggle answers 429 or 5xx: data.retry in params.yaml."""
+class Outcome(NamedTuple):
+    """Kaggle's verdict on a submission, as ListSubmissions gives it."""
 
-    attempts: int  # tries in all, the first included
-    backoff_seconds: float  # the pause after the first failure, doubled after each further one
+    status: str  # one of SCORED
+    public_score: str
+    error: str  # Kaggle's errorDescription
 
 
 def credential_files(environ=os.environ, home=None):
@@ -34,10 +38,14 @@ def credential_files(environ=os.environ, home=None):
     to find, so these are the places it looks, checked by hand.
     """
     home = Path(home or Path.home())
-    config_dirs = [Path(environ["KAGGLE_CONFIG_DIR"])] if environ.get("KAGGLE_CONFIG_DIR") else [
-        home / ".kaggle",
-        Path(environ.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle",
-    ]
+    config_dirs = (
+        [Path(environ["KAGGLE_CONFIG_DIR"])]
+        if environ.get("KAGGLE_CONFIG_DIR")
+        else [
+            home / ".kaggle",
+            Path(environ.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle",
+        ]
+    )
     token_files = [home / ".kaggle" / name for name in ("access_token", "access_token.txt", "credentials.json")]
     return [path for path in [d / "kaggle.json" for d in config_dirs] + token_files if path.is_file()]
 
@@ -58,8 +66,11 @@ def exposed_credentials_warnings(environ=os.environ, home=None):
     """
     if os.name == "nt":  # Windows has no such mode bits; its ACLs are another matter
         return []
-    return [f"{path} holds Kaggle credentials and other users can read it: run `chmod 600 {path}`."
-            for path in credential_files(environ, home) if path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH)]
+    return [
+        f"{path} holds Kaggle credentials and other users can read it: run `chmod 600 {path}`."
+        for path in credential_files(environ, home)
+        if path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH)
+    ]
 
 
 def connect():
@@ -68,7 +79,9 @@ def connect():
         raise KaggleError(f"no Kaggle credentials were found: {CREATE_TOKEN}.")
     verbose = {name: os.environ.pop(name) for name in VERBOSE_VARIABLES if name in os.environ}
     try:
-        from kaggle.api.kaggle_api_extended import KaggleApi  # deferred: the import itself authenticates
+        from kaggle.api.kaggle_api_extended import (
+            KaggleApi,  # deferred: the import itself authenticates
+        )
     finally:
         os.environ.update(verbose)
 
@@ -82,12 +95,11 @@ def with_retries(call, policy, *, idempotent, program):
 
     A 429 means the request was refused, so any call may be repeated; after a 5xx the server may
     have acted (a submission created), so only a call that may safely run twice is. Each retry
-    says so on stderr, prefixed with `program`; a last failure is a KaggleError.
+    says so on stderr, prefixed with `program`; a last failure is a KaggleError. policy:
+    config.KaggleRetry.
     """
     import requests
 
-    if policy.attempts < 1:
-        raise KaggleError(f"data.retry.attempts is {policy.attempts}; it must be 1 or more (1: no retries).")
     for attempt in range(1, policy.attempts + 1):
         try:
             return call()
@@ -98,8 +110,12 @@ def with_retries(call, policy, *, idempotent, program):
             if attempt == policy.attempts:
                 raise KaggleError(gave_up(status, attempt)) from None
             pause = retry_pause(attempt, policy.backoff_seconds, error.response.headers.get("Retry-After"))
-            print(f"{program}: Kaggle answered HTTP {status}; retrying in {pause:g} s "
-                  f"(attempt {attempt + 1} of {policy.attempts})", file=sys.stderr, flush=True)
+            print(
+                f"{program}: Kaggle answered HTTP {status}; retrying in {pause:g} s "
+                f"(attempt {attempt + 1} of {policy.attempts})",
+                file=sys.stderr,
+                flush=True,
+            )
             time.sleep(pause)
 
 
@@ -109,8 +125,8 @@ def worth_retrying(status, idempotent):
 
 def retry_pause(failed_attempt, backoff_seconds, retry_after=None):
     """Seconds to wait after attempt number failed_attempt (from 1): Kaggle's Retry-After when it sent one."""
-    from urllib3.util.retry import Retry
     from urllib3.exceptions import InvalidHeader
+    from urllib3.util.retry import Retry
 
     if retry_after is not None:
         try:
@@ -135,16 +151,19 @@ def plain_errors(competition):
         raise KaggleError(explain(status_of(error), competition, error)) from None
     except requests.RequestException as error:
         # Only the type: the message may hold a signed download URL.
-        raise KaggleError(f"the connection to Kaggle failed ({type(error).__name__}): "
-                          f"check the network connection, then try again.") from None
+        raise KaggleError(
+            f"the connection to Kaggle failed ({type(error).__name__}): check the network connection, then try again."
+        ) from None
 
 
 def explain(status, competition, error):
     if status == 401:
         return f"Kaggle rejected the credentials (HTTP 401): {CREATE_TOKEN}."
     if status == 403:
-        return (f"Kaggle refused access (HTTP 403): accept the competition's rules at "
-                f"https://www.kaggle.com/competitions/{competition}/rules, then try again.")
+        return (
+            f"Kaggle refused access (HTTP 403): accept the competition's rules at "
+            f"https://www.kaggle.com/competitions/{competition}/rules, then try again."
+        )
     if status == 404:
         return f"Kaggle has no competition '{competition}' (HTTP 404): check data.competition in params.yaml."
     return f"Kaggle's API failed (HTTP {status}): {error}"
@@ -153,7 +172,58 @@ def explain(status, competition, error):
 def gave_up(status, attempts):
     tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
     if status == TOO_MANY_REQUESTS:
-        return (f"Kaggle still answered HTTP 429 (too many requests) after {tries}: "
-                f"wait a few minutes, then try again.")
-    return (f"Kaggle still answered HTTP {status} (a server error) after {tries}: Kaggle may be down; "
-            f"try again later, or raise data.retry.attempts in params.yaml.")
+        return f"Kaggle still answered HTTP 429 (too many requests) after {tries}: wait a few minutes, then try again."
+    return (
+        f"Kaggle still answered HTTP {status} (a server error) after {tries}: Kaggle may be down; "
+        f"try again later, or raise runtime.kaggle_retry.attempts in params.yaml."
+    )
+
+
+def submit_file(api, submission_csv, competition, message, retry):
+    """Upload submission_csv with the `kaggle` client and return Kaggle's answer.
+
+    A 429 is retried as `retry` says; a 5xx is not, since Kaggle may have taken the submission.
+    """
+    with plain_errors(competition):
+        response = with_retries(
+            lambda: api.competition_submit(str(submission_csv), message, competition, quiet=True),
+            retry,
+            idempotent=False,
+            program="submit",
+        )
+    # A failed upload is reported in the message, not raised.
+    if response.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE:
+        raise KaggleError(f"the upload of {submission_csv} to Kaggle failed; try again later.")
+    return response
+
+
+def list_submissions(api, competition, retry):
+    """Kaggle's latest submissions to `competition`, newest first; a read, so a 429 or 5xx is tried again."""
+    with plain_errors(competition):
+        return (
+            with_retries(lambda: api.competition_submissions(competition), retry, idempotent=True, program="submit")
+            or []
+        )
+
+
+def scored(submissions, refs):
+    """{ref: Outcome} for those of `submissions` with a ref in `refs` (strings) that Kaggle has finished scoring."""
+    return {
+        str(s.ref): Outcome(s.status.name, s.public_score or "", s.error_description or "")
+        for s in submissions
+        if str(s.ref) in refs and s.status.name in SCORED
+    }
+
+
+def wait_for_outcomes(list_latest, refs, wait_seconds, poll_seconds, clock=time.monotonic, sleep=time.sleep):
+    """Call list_latest() every poll_seconds until all `refs` are scored or wait_seconds have passed.
+
+    Returns scored()'s {ref: Outcome}, which lacks the refs still pending; with wait_seconds 0 it looks once.
+    """
+    deadline = clock() + wait_seconds
+    while True:
+        outcomes = scored(list_latest(), refs)
+        left = deadline - clock()
+        if outcomes.keys() == set(refs) or left <= 0:
+            return outcomes
+        sleep(min(poll_seconds, left))

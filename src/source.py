@@ -7,19 +7,15 @@ downstream reruns otherwise.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import yaml
-
-from .atomic import atomic_path
+from . import config
 from .kaggle_access import exposed_credentials_warnings, kaggle_credentials_found
+from .source_record import read_source, write_source
 
-SOURCES = ("auto", "kaggle", "sample")
 HOW_TO_SWITCH = (
-    "Set data.source in params.yaml to 'kaggle' or 'sample' (or 'auto'), "
-    "or run `dvc exp run -S data.source=...`."
+    "Set data.source in params.yaml to 'kaggle' or 'sample' (or 'auto'), or run `dvc exp run -S data.source=...`."
 )
 
 
@@ -30,8 +26,6 @@ def choose_source(requested, credentials_found, previous_source=None, raw_data_h
     the workspace. That keeps a teammate who pulled the team's Kaggle data from a DVC remote, and
     has no Kaggle account, on that data rather than rerunning everything on the sample.
     """
-    if requested not in SOURCES:
-        raise ValueError(f"data.source is {requested!r}; it must be one of {', '.join(SOURCES)}")
     if requested != "auto":
         return requested, f"data.source is '{requested}'."
     if credentials_found:
@@ -47,27 +41,15 @@ def choose_source(requested, credentials_found, previous_source=None, raw_data_h
     )
 
 
-def previous_source(path):
-    """The decision the last run left in path, or None. dvc.yaml persists it, so DVC keeps it for us."""
-    return json.loads(Path(path).read_text())["source"] if Path(path).is_file() else None
-
-
-def write_source(path, source):
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({"source": source}) + "\n")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="JSON file that records the chosen source")
     parser.add_argument("raw_dir", help="the download stage's output: is the last decision's data here?")
     args = parser.parse_args()
-    requested = yaml.safe_load(Path("params.yaml").read_text())["data"]["source"]
-    try:
-        source, reason = choose_source(requested, kaggle_credentials_found(), previous_source(args.out),
-                                       Path(args.raw_dir).is_dir())
-    except ValueError as error:
-        raise SystemExit(f"source: error: {error}") from None
+    params = config.load_for("source")
+    source, reason = choose_source(
+        params.data.source, kaggle_credentials_found(), read_source(args.out), Path(args.raw_dir).is_dir()
+    )
     print(f"source: using '{source}'. {reason} {HOW_TO_SWITCH}")
     for warning in exposed_credentials_warnings():  # here, since this stage runs on every `dvc repro`
         print(f"source: warning: {warning}", file=sys.stderr)

@@ -3,6 +3,7 @@ import os
 import pytest
 
 from kaggle_server import FakeKaggle
+from src import config
 from workdir import ROOT, environment_without_kaggle
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -50,34 +51,67 @@ def prepared_dir(tmp_path_factory):
     return out
 
 
-TINY_TRAIN = {
-    "arch": "cnn", "augment": {"rotation": 0, "zoom": 0, "shift": 0, "shear": 0, "elastic": 0}, "optimizer": "adam", "learning_rate": 0.001,
-    "schedule": "plateau", "decay_rate": 0.95, "warmup_fraction": 0.3, "epochs": 2, "batch_size": 32,
-    "lr_scaling": {"rule": "linear", "base_batch_size": 32}, "threads": {"intra_op": 0, "inter_op": 0},
-    "final_fit": False, "precision": "float32", "jit_compile": "auto", "strategy": "auto", "deterministic": True,
-    "recalibrate_batch_norm": False,
-    "reduce_lr": {"monitor": "val_accuracy", "factor": 0.5, "patience": 3, "min_lr": 1e-5},
-}
+@pytest.fixture(scope="session")
+def plateau_dir(prepared_dir, tmp_path_factory):
+    """prepared_dir's train split, and a validation split on which every model scores exactly 0.1: 100 blank
+    images, ten of each label. Its accuracy never improves after the first epoch, so with `reduce_lr.monitor:
+    val_accuracy` every later epoch is a plateau, while the model learns from the real train split."""
+    import shutil
+
+    import numpy as np
+
+    out = tmp_path_factory.mktemp("plateau")
+    shutil.copy(prepared_dir / "train.npz", out / "train.npz")
+    np.savez(out / "val.npz", x=np.zeros((100, 28, 28, 1), np.uint8), y=np.arange(100, dtype=np.uint8) % 10)
+    return out
+
+
+# The tiny settings every training test starts from: params.yaml's `train`, two quick epochs, float32.
+TINY = {"train.epochs": 2, "train.batch_size": 32, "train.lr_scaling.base_batch_size": 32, "train.precision": "float32"}
+
+
+def tiny_train(changes=None):
+    """params.yaml's `train` section (config.Train) with TINY's settings and then `changes`, {"arch": "mlp",
+    "augment.shear": 0.2, ...}, each checked as params.yaml's are."""
+    overrides = {**TINY, **{f"train.{name}": value for name, value in (changes or {}).items()}}
+    return config.load(ROOT / "params.yaml", overrides).train
+
+
+TINY_TRAIN = tiny_train()
 
 
 @pytest.fixture(scope="session")
 def trained_model(prepared_dir, tmp_path_factory):
     """A seed CNN trained for two epochs on prepared_dir; returns its .keras path."""
-    from src.train import train
+    from src.training import train
 
     out = tmp_path_factory.mktemp("trained")
-    train(prepared_dir / "train.npz", prepared_dir / "val.npz", out / "model.keras", out / "dvclive", TINY_TRAIN, 1,
-          out / "backup")
+    train(
+        prepared_dir / "train.npz",
+        prepared_dir / "val.npz",
+        out / "model.keras",
+        out / "dvclive",
+        TINY_TRAIN,
+        1,
+        out / "backup",
+    )
     return out / "model.keras"
 
 
 @pytest.fixture(scope="session")
 def second_member(prepared_dir, tmp_path_factory):
     """An MLP trained from another seed, to make trained_model an ensemble of two; returns its .keras path."""
-    from src.train import train
+    from src.training import train
 
     out = tmp_path_factory.mktemp("second")
-    params = {**TINY_TRAIN, "arch": "mlp", "epochs": 3}
-    train(prepared_dir / "train.npz", prepared_dir / "val.npz", out / "2.keras", out / "dvclive", params, 2,
-          out / "backup")
+    params = tiny_train({"arch": "mlp", "epochs": 3})
+    train(
+        prepared_dir / "train.npz",
+        prepared_dir / "val.npz",
+        out / "2.keras",
+        out / "dvclive",
+        params,
+        2,
+        out / "backup",
+    )
     return out / "2.keras"

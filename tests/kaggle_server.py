@@ -13,7 +13,7 @@ import math
 import re
 import threading
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -72,7 +72,7 @@ class FakeKaggle:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------
-    def start(self) -> "FakeKaggle":
+    def start(self) -> FakeKaggle:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self
@@ -87,7 +87,7 @@ class FakeKaggle:
             self._thread.join()
             self._server = self._thread = None
 
-    def __enter__(self) -> "FakeKaggle":
+    def __enter__(self) -> FakeKaggle:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -120,19 +120,29 @@ class FakeKaggle:
                 return 400, {"code": 400, "message": "Unknown blobFileTokens"}
             self._created += 1
             ref = 1000 + self._created
-            now = datetime.now(timezone.utc).replace(tzinfo=None)
-            self.submissions.insert(0, {
-                "ref": ref, "date": now.isoformat(timespec="milliseconds") + "Z",
-                "description": body.get("submissionDescription", ""),
-                "fileName": self._file_names[body["blobFileTokens"]], "status": "PENDING"})
+            now = datetime.now(UTC).replace(tzinfo=None)
+            self.submissions.insert(
+                0,
+                {
+                    "ref": ref,
+                    "date": now.isoformat(timespec="milliseconds") + "Z",
+                    "description": body.get("submissionDescription", ""),
+                    "fileName": self._file_names[body["blobFileTokens"]],
+                    "status": "PENDING",
+                },
+            )
             return 200, {"message": "Successfully submitted to Digit Recognizer", "ref": ref}
         if method == "ListSubmissions":
             for submission in self.submissions:
                 self._look_at(submission)
             return 200, {"submissions": self.submissions, "nextPageToken": ""}
         if method == "GetSubmissionLimits":
-            return 200, {"numToday": self._created, "numTotal": len(self.submissions),
-                         "numAllowedNow": max(0, 5 - self._created), "limitedByTotal": False}
+            return 200, {
+                "numToday": self._created,
+                "numTotal": len(self.submissions),
+                "numAllowedNow": max(0, 5 - self._created),
+                "limitedByTotal": False,
+            }
         return 404, {"code": 404, "message": f"Unknown method {method}"}
 
     def _look_at(self, submission: dict) -> None:
@@ -142,8 +152,11 @@ class FakeKaggle:
         self._looks[submission["ref"]] += 1
         if self._looks[submission["ref"]] > self.pending_polls:
             # Kaggle leaves out empty fields.
-            scored = {"status": self.outcome.status, "publicScore": self.outcome.public_score,
-                      "errorDescription": self.outcome.error}
+            scored = {
+                "status": self.outcome.status,
+                "publicScore": self.outcome.public_score,
+                "errorDescription": self.outcome.error,
+            }
             submission.update({name: value for name, value in scored.items() if value})
 
 
@@ -188,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Authorization"):
             self.fake.auth_headers.append(self.headers["Authorization"])
         if path.startswith(API_PREFIX):
-            return path, path[len(API_PREFIX):]
+            return path, path[len(API_PREFIX) :]
         return path, path.split("/")[1] if path.startswith(("/files/", "/upload/")) else ""
 
     def _failed(self, key: str) -> bool:

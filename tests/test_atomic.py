@@ -63,8 +63,14 @@ with (atomic_path if sys.argv[1] == "file" else atomic_dir)(target) as tmp:
 
 def kill_mid_write(kind, target, sig):
     """Start a real process writing target, and send it sig while the write is half done."""
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, kind, target], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, kind, target],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal,
+    )
     assert writer.stdout.readline() == "writing\n"
     writer.send_signal(sig)
     stderr = writer.communicate(timeout=30)[1]

@@ -1,70 +1,45 @@
 import hashlib
-import json
+import io
 import math
 import re
 import subprocess
 import sys
 import zipfile
 
-import numpy as np
 import pytest
-import yaml
 
 from competition_data import competition_files, zip_of
 from conftest import SHARED_DATA
 from kaggle_server import Failure
-from src.download import COMPETITION_FILES, extract_competition_files, write_sample
-from src.kaggle_access import KaggleError
-from src.prepare import read_submission, read_test, read_train
-from workdir import ROOT, assert_no_secret, environment_without_kaggle, make_workdir, run_module
+from src.competition_csv import read_test
+from src.raw_data import COMPETITION_FILES
+from src.source_record import write_source
+from workdir import ROOT, assert_no_secret, environment_without_kaggle, make_workdir, run_module, set_param
 
 QUICK_RETRY = {"attempts": 3, "backoff_seconds": 0.01}
 
 
-def test_sample_has_the_competition_layout_and_its_test_labels(tmp_path):
-    write_sample(tmp_path / "raw", test_rows=1000, seed=0)
-    raw = tmp_path / "raw"
-    assert sorted(p.name for p in raw.iterdir()) == ["sample_submission.csv", "test.csv", "test_labels.csv",
-                                                     "train.csv"]
-    images, labels = read_train(raw / "train.csv")
-    assert images.shape == (4000, 28, 28, 1) and np.bincount(labels).min() > 300
-    assert read_test(raw / "test.csv").shape == (1000, 28, 28, 1)
-    assert set(read_submission(raw / "sample_submission.csv", rows=1000)[:, 1]) == {0}
-    assert len(set(read_submission(raw / "test_labels.csv", rows=1000)[:, 1])) == 10
-    assert (raw / "train.csv").read_bytes().split(b"\r\n")[0].startswith(b"label,pixel0,pixel1,")
-
-
-def archive(tmp_path, members):
-    path = tmp_path / "competition.zip"
-    with zipfile.ZipFile(path, "w") as zf:
+def archive(members):
+    """A zip holding the named members, each a few bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
         for name in members:
             zf.writestr(name, "x")
-    return path
+    return buffer.getvalue()
 
 
-@pytest.mark.parametrize("unsafe", ["../train.csv", "/etc/train.csv", "data/../../x.csv", "C:/x.csv"])
-def test_unsafe_members_are_refused(tmp_path, unsafe):
-    path = archive(tmp_path, ["train.csv", "test.csv", "sample_submission.csv", unsafe])
-    with pytest.raises(KaggleError, match="refusing the unsafe member path"):
-        extract_competition_files(path, tmp_path / "raw")
-    assert not (tmp_path / "raw").exists()
-
-
-def test_a_missing_file_is_named(tmp_path):
-    path = archive(tmp_path, ["train.csv", "sample_submission.csv"])
-    with pytest.raises(KaggleError, match="the archive lacks test.csv"):
-        extract_competition_files(path, tmp_path / "raw")
-
-
-def kaggle_workdir(tmp_path, **data_params):
-    """A project that downloads from Kaggle, with data_params overriding params.yaml's data section."""
+def workdir_for(tmp_path, source, **params):
+    """A project whose `source` stage chose source, with params (dotted name: value) set in its params.yaml."""
     workdir = make_workdir(tmp_path / "project")
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    params["data"].update(data_params)
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    (workdir / "data").mkdir()
-    (workdir / "data" / "source.json").write_text(json.dumps({"source": "kaggle"}))
+    for dotted, value in params.items():
+        set_param(workdir, dotted, value)
+    write_source(workdir / "data" / "source.json", source)
     return workdir
+
+
+def kaggle_workdir(tmp_path, **params):
+    """A project that downloads from Kaggle, with params (dotted name: value) set in its params.yaml."""
+    return workdir_for(tmp_path, "kaggle", **params)
 
 
 def run_download(workdir, env):
@@ -73,13 +48,21 @@ def run_download(workdir, env):
 
 # The kaggle client waits 2, 4, ... 32 s, hard-coded, between its tries of a broken download;
 # the stage runs as usual, with time.sleep made instant.
-WITHOUT_PAUSES = ("import runpy, time; time.sleep = lambda seconds: None; "
-                  "runpy.run_module('src.download', run_name='__main__', alter_sys=True)")
+WITHOUT_PAUSES = (
+    "import runpy, time; time.sleep = lambda seconds: None; "
+    "runpy.run_module('src.download', run_name='__main__', alter_sys=True)"
+)
 
 
 def run_download_without_pauses(workdir, env):
-    return subprocess.run([sys.executable, "-c", WITHOUT_PAUSES, "data/source.json", "data/raw"], cwd=workdir,
-                          env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_PAUSES, "data/source.json", "data/raw"],
+        cwd=workdir,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def assert_raw_files_are(workdir, files):
@@ -126,11 +109,13 @@ def test_kaggle_refusals_say_what_to_do(tmp_path, kaggle_server, kaggle_env, sta
 
 
 def test_an_unknown_competition_points_at_params(tmp_path, kaggle_server, kaggle_env):
-    workdir = kaggle_workdir(tmp_path, competition="digit-recogniser")
+    workdir = kaggle_workdir(tmp_path, **{"data.competition": "digit-recogniser"})
     result = run_download(workdir, kaggle_env)
     assert result.returncode != 0
-    assert result.stderr.splitlines() == ["download: error: Kaggle has no competition 'digit-recogniser' (HTTP 404): "
-                                          "check data.competition in params.yaml."]
+    assert result.stderr.splitlines() == [
+        "download: error: Kaggle has no competition 'digit-recogniser' (HTTP 404): "
+        "check data.competition in params.yaml."
+    ]
     assert kaggle_server.calls == ["DownloadDataFiles"]
     assert data_left(workdir) == ["source.json"]
     assert_no_secret(kaggle_env, result.stdout + result.stderr)
@@ -144,12 +129,13 @@ def test_an_unknown_competition_points_at_params(tmp_path, kaggle_server, kaggle
         ("download", Failure(429, "Too Many Requests", times=1, retry_after="1"), ["1"]),  # Kaggle's pause wins
     ],
 )
-def test_passing_server_errors_are_retried_until_the_download_succeeds(tmp_path, kaggle_server, kaggle_env,
-                                                                       key, failure, pauses):
+def test_passing_server_errors_are_retried_until_the_download_succeeds(
+    tmp_path, kaggle_server, kaggle_env, key, failure, pauses
+):
     files = competition_files(tmp_path / "files")
     kaggle_server.zip_bytes = zip_of(files)
     kaggle_server.failures[key] = failure
-    workdir = kaggle_workdir(tmp_path, retry=QUICK_RETRY)
+    workdir = kaggle_workdir(tmp_path, **{"runtime.kaggle_retry": QUICK_RETRY})
     result = run_download(workdir, kaggle_env)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
@@ -165,17 +151,25 @@ def test_passing_server_errors_are_retried_until_the_download_succeeds(tmp_path,
 @pytest.mark.parametrize(
     "key, status, advice",
     [
-        ("download", 503, "Kaggle still answered HTTP 503 (a server error) after 3 attempts: "
-                          "Kaggle may be down; try again later, or raise data.retry.attempts in params.yaml."),
-        ("DownloadDataFiles", 429, "Kaggle still answered HTTP 429 (too many requests) after 3 attempts: "
-                                   "wait a few minutes, then try again."),
+        (
+            "download",
+            503,
+            "Kaggle still answered HTTP 503 (a server error) after 3 attempts: Kaggle may be down; "
+            "try again later, or raise runtime.kaggle_retry.attempts in params.yaml.",
+        ),
+        (
+            "DownloadDataFiles",
+            429,
+            "Kaggle still answered HTTP 429 (too many requests) after 3 attempts: wait a few minutes, then try again.",
+        ),
     ],
 )
-def test_a_lasting_server_error_ends_in_one_line_after_the_last_attempt(tmp_path, kaggle_server, kaggle_env,
-                                                                        key, status, advice):
+def test_a_lasting_server_error_ends_in_one_line_after_the_last_attempt(
+    tmp_path, kaggle_server, kaggle_env, key, status, advice
+):
     kaggle_server.zip_bytes = zip_of(competition_files(tmp_path / "files"))
     kaggle_server.failures[key] = (status, "Try again later")
-    workdir = kaggle_workdir(tmp_path, retry=QUICK_RETRY)
+    workdir = kaggle_workdir(tmp_path, **{"runtime.kaggle_retry": QUICK_RETRY})
     result = run_download(workdir, kaggle_env)
     assert result.returncode != 0
     *retries, message = result.stderr.splitlines()
@@ -208,8 +202,10 @@ def test_a_download_that_always_breaks_leaves_no_partial_file(tmp_path, kaggle_s
     workdir = kaggle_workdir(tmp_path)
     result = run_download_without_pauses(workdir, kaggle_env)
     assert result.returncode != 0
-    assert result.stderr.splitlines() == ["download: error: the connection to Kaggle failed (ChunkedEncodingError): "
-                                          "check the network connection, then try again."]
+    assert result.stderr.splitlines() == [
+        "download: error: the connection to Kaggle failed (ChunkedEncodingError): "
+        "check the network connection, then try again."
+    ]
     assert len(kaggle_server.file_gets) > 1  # the client did try again before giving up
     assert data_left(workdir) == ["source.json"]
     assert_no_secret(kaggle_env, result.stdout + result.stderr)
@@ -219,12 +215,14 @@ def test_a_download_that_always_breaks_leaves_no_partial_file(tmp_path, kaggle_s
     "members, advice",
     [
         (["train.csv", "sample_submission.csv"], "digit-recognizer.zip: the archive lacks test.csv."),
-        (["train.csv", "test.csv", "sample_submission.csv", "../train.csv"],
-         "digit-recognizer.zip: refusing the unsafe member path '../train.csv'."),
+        (
+            ["train.csv", "test.csv", "sample_submission.csv", "../train.csv"],
+            "digit-recognizer.zip: refusing the unsafe member path '../train.csv'.",
+        ),
     ],
 )
 def test_a_bad_archive_from_kaggle_is_refused(tmp_path, kaggle_server, kaggle_env, members, advice):
-    kaggle_server.zip_bytes = archive(tmp_path, members).read_bytes()
+    kaggle_server.zip_bytes = archive(members)
     workdir = kaggle_workdir(tmp_path)
     result = run_download(workdir, kaggle_env)
     assert result.returncode != 0
@@ -249,3 +247,25 @@ def test_kaggle_without_credentials_says_how_to_get_them(tmp_path):
     assert result.returncode != 0
     assert result.stderr.startswith("download: error: no Kaggle credentials were found: create a token at ")
     assert result.stdout == ""
+
+
+def test_the_sample_is_written_as_params_yaml_says(tmp_path):
+    workdir = workdir_for(tmp_path, "sample", **{"data.sample.test_rows": 10})
+    result = run_download(workdir, environment_without_kaggle(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "download: sample data written to data/raw\n"
+    raw = workdir / "data" / "raw"
+    written = sorted([*COMPETITION_FILES, "test_labels.csv"])
+    assert sorted(p.name for p in raw.iterdir()) == written
+    assert read_test(raw / "test.csv").shape == (10, 28, 28, 1)
+    assert data_left(workdir) == ["raw", *(f"raw/{name}" for name in written), "source.json"]  # no leftovers
+
+
+def test_without_the_source_stages_decision_nothing_is_downloaded(tmp_path):
+    workdir = make_workdir(tmp_path / "project")
+    result = run_download(workdir, environment_without_kaggle(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "download: error: data/source.json does not exist; the `source` stage writes it (`dvc repro` runs it first)\n"
+    )
+    assert result.stdout == "" and not (workdir / "data").exists()

@@ -10,8 +10,13 @@ import psutil
 from competition_data import competition_files, zip_of
 from workdir import commit_all, environment_without_kaggle, git, project_copy, repro, stages_run
 
-SHARED_OUTPUTS = ["data/raw/train.csv", "data/prepared/train.npz", "models/members/base-42.keras",
-                  "submissions/submission.csv", "eval/metrics.json"]
+SHARED_OUTPUTS = [
+    "data/raw/train.csv",
+    "data/prepared/train.npz",
+    "models/members/base-42.keras",
+    "submissions/submission.csv",
+    "eval/metrics.json",
+]
 QUEUE_TIMEOUT_S = 600
 
 
@@ -50,30 +55,38 @@ def test_a_teammate_without_kaggle_pulls_the_team_cache_and_reruns_nothing(kaggl
 def queue_tasks(project, env):
     """{task name: status} from `dvc queue status`."""
     lines = dvc(project, env, "queue", "status").splitlines()
-    rows = [line.split() for line in lines[1:lines.index("")]] if "" in lines else []
+    rows = [line.split() for line in lines[1 : lines.index("")]] if "" in lines else []
     return {row[1]: row[-1] for row in rows}
 
 
 def start_the_queue(project, env, log):
     """`dvc queue start -j 2`, its output in log: the workers it forks keep a pipe open until they exit."""
     with log.open("w") as output:
-        started = subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=project, env=env, stdout=output,
-                                 stderr=subprocess.STDOUT, timeout=120)
+        started = subprocess.run(
+            ["dvc", "queue", "start", "-j", "2"],
+            cwd=project,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+        )
     assert started.returncode == 0, log.read_text()
     return log.read_text()
 
 
 def worker_logs(project):
-    return "\n".join(f"--- {out.name}\n{out.read_text()[-3000:]}"
-                     for out in sorted((project / ".dvc/tmp/exps/celery").glob("*.out")))
+    return "\n".join(
+        f"--- {out.name}\n{out.read_text()[-3000:]}" for out in sorted((project / ".dvc/tmp/exps/celery").glob("*.out"))
+    )
 
 
 def wait_for_queue(project, env):
     """The tasks once none is queued or running; the workers' own idle shutdown is DVC's business, not waited on."""
     deadline = time.monotonic() + QUEUE_TIMEOUT_S
     while {"Queued", "Running"} & set((tasks := queue_tasks(project, env)).values()):
-        assert time.monotonic() < deadline, \
+        assert time.monotonic() < deadline, (
             f"the queue is still busy after {QUEUE_TIMEOUT_S} s: {tasks}\n{worker_logs(project)}"
+        )
         time.sleep(3)
     return tasks
 
@@ -105,8 +118,10 @@ def experiments_shown(project, env):
     for baseline in json.loads(dvc(project, env, "exp", "show", "--json")):
         for experiment in baseline.get("experiments") or []:
             data = experiment["revs"][0]["data"]
-            shown[experiment["name"]] = (data["params"]["params.yaml"]["data"]["train"]["learning_rate"],
-                                         data["metrics"]["eval/metrics.json"]["data"]["val"]["accuracy"])
+            shown[experiment["name"]] = (
+                data["params"]["params.yaml"]["data"]["train"]["learning_rate"],
+                data["metrics"]["eval/metrics.json"]["data"]["val"]["accuracy"],
+            )
     return shown
 
 
@@ -114,8 +129,19 @@ def test_a_queued_grid_runs_on_two_workers_and_exp_show_compares_it(tmp_path):
     (tmp_path / "home").mkdir()
     offline = environment_without_kaggle(tmp_path / "home")
     project = project_copy(tmp_path / "project")
-    queued = dvc(project, offline, "exp", "run", "--queue", "-S", "train.arch=mlp", "-S", "train.epochs=1",
-                 "-S", "train.learning_rate=0.003,0.03")
+    queued = dvc(
+        project,
+        offline,
+        "exp",
+        "run",
+        "--queue",
+        "-S",
+        "train.arch=mlp",
+        "-S",
+        "train.epochs=1",
+        "-S",
+        "train.learning_rate=0.003,0.03",
+    )
     assert queued.count("Queued experiment") == 2, queued
     try:
         started = start_the_queue(project, offline, tmp_path / "queue-start.log")
@@ -132,8 +158,17 @@ def test_a_queued_grid_runs_on_two_workers_and_exp_show_compares_it(tmp_path):
     assert sorted(rate for rate, _ in shown.values()) == [0.003, 0.03]
     assert all(0 < accuracy <= 1 for _, accuracy in shown.values())
     assert all("source: using 'sample'" in log for log in logs.values())
-    table = dvc(project, offline, "exp", "show", "--md", "--drop", ".*", "--keep",
-                "Experiment|train.arch|train.epochs|params.yaml:train.learning_rate|val.accuracy|test.accuracy")
+    table = dvc(
+        project,
+        offline,
+        "exp",
+        "show",
+        "--md",
+        "--drop",
+        ".*",
+        "--keep",
+        "Experiment|train.arch|train.epochs|params.yaml:train.learning_rate|val.accuracy|test.accuracy",
+    )
     for column in ("train.arch", "train.epochs", "train.learning_rate", "val.accuracy", "test.accuracy"):
         assert column in table.splitlines()[0]
     print(f"\n$ dvc exp show --md ...\n{table}")

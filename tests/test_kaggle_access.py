@@ -1,11 +1,25 @@
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 import requests
 
-from src.kaggle_access import (KaggleError, RetryPolicy, explain, exposed_credentials_warnings,
-                               kaggle_credentials_found, plain_errors, retry_pause, with_retries)
+from src.config import KaggleRetry
+from src.kaggle_access import (
+    KaggleError,
+    Outcome,
+    explain,
+    exposed_credentials_warnings,
+    kaggle_credentials_found,
+    list_submissions,
+    plain_errors,
+    retry_pause,
+    scored,
+    submit_file,
+    wait_for_outcomes,
+    with_retries,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,8 +63,11 @@ def test_credential_files_others_can_read_are_named(tmp_path, mode, exposed):
     kaggle_json.write_text(json.dumps({"username": "u", "key": "secret-key"}))
     kaggle_json.chmod(mode)
     warnings = exposed_credentials_warnings({"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}, home=tmp_path)
-    assert warnings == ([f"{kaggle_json} holds Kaggle credentials and other users can read it: "
-                         f"run `chmod 600 {kaggle_json}`."] if exposed else [])
+    assert warnings == (
+        [f"{kaggle_json} holds Kaggle credentials and other users can read it: run `chmod 600 {kaggle_json}`."]
+        if exposed
+        else []
+    )
 
 
 def http_error(status, retry_after=None):
@@ -85,22 +102,24 @@ def pauses(monkeypatch):
 
 def test_with_retries_backs_off_until_kaggle_answers(pauses, capsys):
     kaggle = Kaggle(503, 429)
-    assert with_retries(kaggle, RetryPolicy(attempts=3, backoff_seconds=2), idempotent=True, program="x") == "done"
+    assert with_retries(kaggle, KaggleRetry(attempts=3, backoff_seconds=2), idempotent=True, program="x") == "done"
     assert pauses == [2, 4] and kaggle.calls == 3
-    assert capsys.readouterr().err.splitlines() == ["x: Kaggle answered HTTP 503; retrying in 2 s (attempt 2 of 3)",
-                                                    "x: Kaggle answered HTTP 429; retrying in 4 s (attempt 3 of 3)"]
+    assert capsys.readouterr().err.splitlines() == [
+        "x: Kaggle answered HTTP 503; retrying in 2 s (attempt 2 of 3)",
+        "x: Kaggle answered HTTP 429; retrying in 4 s (attempt 3 of 3)",
+    ]
 
 
 def test_with_retries_waits_as_long_as_kaggle_asks(pauses):
     kaggle = Kaggle(429, retry_after="7")
-    with_retries(kaggle, RetryPolicy(attempts=2, backoff_seconds=2), idempotent=True, program="x")
+    with_retries(kaggle, KaggleRetry(attempts=2, backoff_seconds=2), idempotent=True, program="x")
     assert pauses == [7]
 
 
 def test_with_retries_gives_up_after_the_last_attempt(pauses):
     kaggle = Kaggle(*[503] * 3)
     with pytest.raises(KaggleError, match=r"^Kaggle still answered HTTP 503 \(a server error\) after 3 attempts: "):
-        with_retries(kaggle, RetryPolicy(attempts=3, backoff_seconds=2), idempotent=True, program="x")
+        with_retries(kaggle, KaggleRetry(attempts=3, backoff_seconds=2), idempotent=True, program="x")
     assert kaggle.calls == 3 and pauses == [2, 4]
 
 
@@ -108,18 +127,14 @@ def test_with_retries_gives_up_after_the_last_attempt(pauses):
 def test_with_retries_passes_on_what_another_try_cannot_fix(pauses, status, idempotent):
     kaggle = Kaggle(status)
     with pytest.raises(requests.HTTPError):
-        with_retries(kaggle, RetryPolicy(attempts=3, backoff_seconds=2), idempotent=idempotent, program="x")
+        with_retries(kaggle, KaggleRetry(attempts=3, backoff_seconds=2), idempotent=idempotent, program="x")
     assert kaggle.calls == 1 and pauses == []
 
 
 def test_a_refused_call_is_retried_even_when_it_must_not_run_twice(pauses):
-    assert with_retries(Kaggle(429), RetryPolicy(attempts=2, backoff_seconds=2), idempotent=False,
-                        program="x") == "done"
-
-
-def test_with_retries_needs_an_attempt():
-    with pytest.raises(KaggleError, match="data.retry.attempts is 0; it must be 1 or more"):
-        with_retries(Kaggle(), RetryPolicy(attempts=0, backoff_seconds=2), idempotent=True, program="x")
+    assert (
+        with_retries(Kaggle(429), KaggleRetry(attempts=2, backoff_seconds=2), idempotent=False, program="x") == "done"
+    )
 
 
 @pytest.mark.parametrize(
@@ -134,5 +149,122 @@ def test_a_broken_connection_is_one_sentence_without_the_url():
     with pytest.raises(KaggleError) as raised:
         with plain_errors("digit-recognizer"):
             raise requests.ConnectionError("https://storage.example/x.zip?X-Goog-Signature=abc")
-    assert str(raised.value) == ("the connection to Kaggle failed (ConnectionError): "
-                                 "check the network connection, then try again.")
+    assert str(raised.value) == (
+        "the connection to Kaggle failed (ConnectionError): check the network connection, then try again."
+    )
+
+
+def test_a_lasting_server_error_points_at_the_retry_param(pauses):
+    with pytest.raises(KaggleError, match=r"raise runtime\.kaggle_retry\.attempts in params\.yaml\.$"):
+        with_retries(Kaggle(500), KaggleRetry(attempts=1, backoff_seconds=2), idempotent=True, program="x")
+    assert pauses == []  # attempts 1: no retries
+
+
+# -- submissions ----------------------------------------------------------------------------------------------------
+
+
+def kaggle_submission(ref, status, public_score=None, error_description=None):
+    """What the client's competition_submissions() gives for one submission."""
+    return SimpleNamespace(
+        ref=ref, status=SimpleNamespace(name=status), public_score=public_score, error_description=error_description
+    )
+
+
+def test_waiting_looks_until_every_ref_is_scored_or_time_is_up():
+    listings = iter(
+        [
+            [kaggle_submission(7, "PENDING")],
+            [kaggle_submission(7, "PENDING")],
+            [kaggle_submission(7, "COMPLETE", "0.9"), kaggle_submission(6, "ERROR", None, "bad")],
+        ]
+    )
+    now, pauses = [0.0], []
+
+    def sleep(seconds):
+        pauses.append(seconds)
+        now[0] += seconds
+
+    outcomes = wait_for_outcomes(lambda: next(listings), {"7"}, 100, 10, clock=lambda: now[0], sleep=sleep)
+    assert outcomes == {"7": ("COMPLETE", "0.9", "")}
+    assert pauses == [10, 10]
+
+    now, pauses = [0.0], []
+    pending = lambda: [kaggle_submission(7, "PENDING")]  # noqa: E731
+    assert wait_for_outcomes(pending, {"7"}, 25, 10, clock=lambda: now[0], sleep=sleep) == {}
+    assert pauses == [10, 10, 5]
+    assert wait_for_outcomes(pending, {"7"}, 0, 10, clock=lambda: now[0], sleep=sleep) == {}
+    assert pauses == [10, 10, 5]  # wait 0: one look, no pause
+
+
+def test_scored_keeps_the_finished_submissions_asked_for():
+    submissions = [
+        kaggle_submission(9, "COMPLETE", "0.95"),
+        kaggle_submission(8, "ERROR", None, "bad rows"),
+        kaggle_submission(7, "PENDING"),
+        kaggle_submission(6, "COMPLETE", "0.5"),
+    ]
+    assert scored(submissions, {"9", "8", "7"}) == {
+        "9": Outcome("COMPLETE", "0.95", ""),
+        "8": Outcome("ERROR", "", "bad rows"),
+    }
+
+
+class FakeApi:
+    """The few methods of the `kaggle` client's KaggleApi that submitting uses; each call answers with the next of
+    `answers`, raising it if it is an exception."""
+
+    COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE = "Could not submit to competition"
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = []
+
+    def answer(self, *call):
+        self.calls.append(call)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def competition_submit(self, file_name, message, competition, quiet=False):
+        return self.answer("submit", file_name, message, competition)
+
+    def competition_submissions(self, competition):
+        return self.answer("submissions", competition)
+
+
+def test_submit_file_uploads_and_returns_kaggles_answer(pauses, tmp_path):
+    api = FakeApi(http_error(429), SimpleNamespace(message="Successfully submitted", ref=1001))
+    answer = submit_file(
+        api, tmp_path / "s.csv", "digit-recognizer", "seed CNN", KaggleRetry(attempts=2, backoff_seconds=1)
+    )
+    assert answer.ref == 1001
+    assert api.calls == [("submit", str(tmp_path / "s.csv"), "seed CNN", "digit-recognizer")] * 2
+    assert pauses == [1]
+
+
+def test_submit_file_never_repeats_an_upload_after_a_server_error(pauses, tmp_path):
+    api = FakeApi(http_error(503))
+    with pytest.raises(KaggleError, match=r"^Kaggle's API failed \(HTTP 503\)"):
+        submit_file(api, tmp_path / "s.csv", "digit-recognizer", "m", KaggleRetry(attempts=5, backoff_seconds=1))
+    assert len(api.calls) == 1 and pauses == []
+
+
+def test_a_failed_upload_kaggle_reports_in_its_answer_is_an_error(tmp_path):
+    api = FakeApi(SimpleNamespace(message=FakeApi.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE))
+    with pytest.raises(KaggleError, match=r"the upload of .*s\.csv to Kaggle failed; try again later\."):
+        submit_file(api, tmp_path / "s.csv", "digit-recognizer", "m", KaggleRetry(attempts=5, backoff_seconds=1))
+
+
+def test_list_submissions_tries_a_failed_look_again(pauses):
+    listing = [kaggle_submission(7, "PENDING")]
+    api = FakeApi(http_error(503), listing)
+    assert list_submissions(api, "digit-recognizer", KaggleRetry(attempts=2, backoff_seconds=1)) == listing
+    assert api.calls == [("submissions", "digit-recognizer")] * 2 and pauses == [1]
+    assert list_submissions(FakeApi(None), "digit-recognizer", KaggleRetry(attempts=1, backoff_seconds=1)) == []
+
+
+def test_list_submissions_says_what_to_do_about_a_refusal(pauses):
+    with pytest.raises(KaggleError, match="accept the competition's rules"):
+        list_submissions(FakeApi(http_error(403)), "digit-recognizer", KaggleRetry(attempts=3, backoff_seconds=1))
+    assert pauses == []

@@ -12,12 +12,27 @@ import pytest
 import yaml
 
 from competition_data import zip_of
-from src.submit import check_submission
-from workdir import (ROOT, assert_no_secret, environment_without_kaggle, epochs_backed_up, kaggle_secrets, project_copy, repro,
-                     set_param, stages_run)
+from src.submission import check_submission
+from workdir import (
+    ROOT,
+    assert_no_secret,
+    environment_without_kaggle,
+    epochs_backed_up,
+    kaggle_secrets,
+    project_copy,
+    repro,
+    set_param,
+    stages_run,
+)
 
-OUTPUTS = ["data/raw/train.csv", "data/raw/test.csv", "data/prepared/train.npz", "data/prepared/test.npz",
-           "models/members/base-42.keras", "submissions/submission.csv"]
+OUTPUTS = [
+    "data/raw/train.csv",
+    "data/raw/test.csv",
+    "data/prepared/train.npz",
+    "data/prepared/test.npz",
+    "models/members/base-42.keras",
+    "submissions/submission.csv",
+]
 
 
 def all_stages(project):
@@ -56,11 +71,18 @@ def test_first_repro_runs_every_stage_on_the_sample(project, first_repro):
 
 
 def test_metrics_and_plots_are_shown_by_dvc(project, first_repro, offline_env):
-    shown = subprocess.run(["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True,
-                           text=True, check=True).stdout
+    shown = subprocess.run(
+        ["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True, text=True, check=True
+    ).stdout
     assert "eval/metrics.json" in shown and "dvclive/base-42/metrics.json" in shown
-    plots = subprocess.run(["dvc", "plots", "show", "-o", "plots_html"], cwd=project, env=offline_env,
-                           capture_output=True, text=True, check=True)
+    plots = subprocess.run(
+        ["dvc", "plots", "show", "-o", "plots_html"],
+        cwd=project,
+        env=offline_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     html = (project / "plots_html" / "index.html").read_text()
     for plot in ("confusion/val.csv", "misclassified/val.png", "eval/accuracy.tsv"):
         assert plot in html, plots.stdout
@@ -80,6 +102,24 @@ def test_changing_epochs_reruns_only_train_and_what_follows(project, first_repro
     assert stages_run(repro(project, offline_env)) == ["source", "train@base-42", "evaluate", "predict"]
 
 
+def test_how_the_work_runs_reruns_nothing(project, first_repro, offline_env):
+    """Thread pools, inference batches and Kaggle retries (params.yaml `runtime`) change no stage's result."""
+    for dotted, value in {
+        "runtime.threads.intra_op": 1,
+        "runtime.threads.inter_op": 1,
+        "runtime.inference_batch_size": 256,
+        "runtime.kaggle_retry.attempts": 2,
+    }.items():
+        set_param(project, dotted, value)
+    status = subprocess.run(
+        ["dvc", "status"], cwd=project, env=offline_env, capture_output=True, text=True, check=True
+    ).stdout
+    assert status.splitlines() == ["source:", "\talways changed"], status
+    assert stages_run(repro(project, offline_env)) == ["source"]
+    set_param(project, "runtime.threads.intra_op", 0)
+    set_param(project, "runtime.threads.inter_op", 0)
+
+
 def test_test_time_augmentation_reruns_only_evaluate_and_predict(project, first_repro, offline_env):
     plain = yaml.safe_load((project / "eval/metrics.json").read_text())["test"]["loss"]
     set_param(project, "ensemble.tta_shift", 1)
@@ -89,17 +129,30 @@ def test_test_time_augmentation_reruns_only_evaluate_and_predict(project, first_
 
 
 def outputs_of_a_run(project):
-    return {name: (project / name).read_bytes() for name in
-            ("submissions/submission.csv", "eval/metrics.json", "dvclive/base-7/metrics.json",
-             "dvclive/base-7/plots/metrics/eval/accuracy.tsv", "eval/plots/confusion/val.csv")}
+    return {
+        name: (project / name).read_bytes()
+        for name in (
+            "submissions/submission.csv",
+            "eval/metrics.json",
+            "dvclive/base-7/metrics.json",
+            "dvclive/base-7/plots/metrics/eval/accuracy.tsv",
+            "eval/plots/confusion/val.csv",
+        )
+    }
 
 
 def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(project, first_repro, offline_env):
     # A member never trained before: otherwise DVC's run cache restores its model instead of training.
     set_param(project, "ensemble.seeds", [7])
     set_param(project, "train.epochs", 2)
-    killed = subprocess.Popen(["dvc", "repro"], cwd=project, env=offline_env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    killed = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=project,
+        env=offline_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     while epochs_backed_up(project / "models/backup/base-7") < 1:
         assert killed.poll() is None
         time.sleep(0.05)
@@ -114,7 +167,9 @@ def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(project,
     resumed = weights(project / "models/members/base-7.keras")
 
     repro(project, offline_env, "--force", "--single-item", "train@base-7")  # the same run, uninterrupted
-    assert all(np.array_equal(a, b) for a, b in zip(weights(project / "models/members/base-7.keras"), resumed))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(weights(project / "models/members/base-7.keras"), resumed, strict=True)
+    )
 
 
 def test_adding_a_member_trains_only_it_and_predict_averages_the_ensemble(project, first_repro, offline_env):
@@ -128,13 +183,13 @@ def test_adding_a_member_trains_only_it_and_predict_averages_the_ensemble(projec
     ensemble = yaml.safe_load((project / "eval/metrics.json").read_text())["test"]
     assert set(ensemble["members"]) == {"base-7", "base-8"} and ensemble["members"]["base-7"] == single["accuracy"]
     assert ensemble["accuracy"] >= min(ensemble["members"].values())
-    shown = subprocess.run(["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True,
-                           text=True, check=True).stdout
+    shown = subprocess.run(
+        ["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True, text=True, check=True
+    ).stdout
     assert "dvclive/base-7/metrics.json" in shown and "dvclive/base-8/metrics.json" in shown
 
 
-def test_adding_a_variant_trains_only_its_members_and_changing_it_retrains_only_them(project, first_repro,
-                                                                                     offline_env):
+def test_adding_a_variant_trains_only_its_members_and_changing_it_retrains_only_them(project, first_repro, offline_env):
     set_param(project, "ensemble.seeds", [7])
     repro(project, offline_env)
     set_param(project, "ensemble.variants", ["base", "slant"])
@@ -153,10 +208,13 @@ def test_adding_a_variant_trains_only_its_members_and_changing_it_retrains_only_
 def shear_factors(model_path):
     import keras
 
-    from src.models import RandomAffine
+    from src.augmentation import RandomAffine
 
-    return [layer.shear for layer in keras.models.load_model(model_path).layers
-            if isinstance(layer, RandomAffine) and layer.shear]
+    return [
+        layer.shear
+        for layer in keras.models.load_model(model_path).layers
+        if isinstance(layer, RandomAffine) and layer.shear
+    ]
 
 
 def weights(model_path):
@@ -175,8 +233,9 @@ def test_repro_force_repeats_the_run_byte_for_byte(project, first_repro, offline
     print("submission.csv sha256, both runs:", hashlib.sha256(after["submissions/submission.csv"]).hexdigest())
 
 
-def test_kaggle_credentials_switch_the_next_plain_repro_to_kaggle(project, first_repro, kaggle_server, kaggle_env,
-                                                                 tmp_path):
+def test_kaggle_credentials_switch_the_next_plain_repro_to_kaggle(
+    project, first_repro, kaggle_server, kaggle_env, tmp_path
+):
     # A small competition-shaped zip: the sample's first 600 train and 200 test rows.
     files = tmp_path / "files"
     files.mkdir()
@@ -201,8 +260,13 @@ def assert_nothing_holds_the_key(project, output, env):
     """
     secrets = [secret.encode() for secret in kaggle_secrets(env)]
     sources = set(subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True).stdout.split())
-    files = [path for path in project.rglob("*") if path.is_file() and ".git" not in path.relative_to(project).parts
-             and str(path.relative_to(project)) not in sources]
+    files = [
+        path
+        for path in project.rglob("*")
+        if path.is_file()
+        and ".git" not in path.relative_to(project).parts
+        and str(path.relative_to(project)) not in sources
+    ]
     assert any(path.name == "dvc.lock" for path in files) and len(files) > 20
     for path in files:
         data = path.read_bytes()
@@ -213,6 +277,11 @@ def assert_nothing_holds_the_key(project, output, env):
 @pytest.mark.parametrize("module", ["src.source", "src.download", "src.prepare", "src.submit"])
 def test_stages_that_need_no_tensorflow_do_not_load_it(module):
     # Loading TensorFlow takes seconds, and these need none of it; scikit-learn loads only when prepare splits.
-    loaded = subprocess.run([sys.executable, "-c", f"import sys, {module}; print(sorted(sys.modules))"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import sys, {module}; print(sorted(sys.modules))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "'tensorflow'" not in loaded and "'keras'" not in loaded and "'sklearn'" not in loaded

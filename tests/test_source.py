@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-
-from src.source import choose_source, previous_source, write_source
-from workdir import ROOT, environment_without_kaggle, make_workdir, run_module
+from src.source import choose_source
+from src.source_record import read_source, write_source
+from workdir import ROOT, environment_without_kaggle, make_workdir, run_module, set_param
 
 
 def test_auto_chooses_kaggle_only_with_credentials():
@@ -18,11 +18,6 @@ def test_auto_chooses_kaggle_only_with_credentials():
 @pytest.mark.parametrize("requested", ["kaggle", "sample"])
 def test_an_explicit_source_wins(requested):
     assert choose_source(requested, credentials_found=requested == "sample")[0] == requested
-
-
-def test_an_unknown_source_is_refused():
-    with pytest.raises(ValueError, match="data.source is 'kagle'; it must be one of auto, kaggle, sample"):
-        choose_source("kagle", credentials_found=True)
 
 
 def test_auto_without_credentials_keeps_the_kaggle_data_already_here():
@@ -51,16 +46,19 @@ def test_the_stage_keeps_kaggle_when_the_last_run_chose_it_and_the_data_is_here(
     result = run_module(workdir, "src.source", "data/source.json", "data/raw", env=environment_without_kaggle(home))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"source: using '{expected}'.") and len(result.stdout.splitlines()) == 1
-    assert previous_source(workdir / "data/source.json") == expected
+    assert read_source(workdir / "data/source.json") == expected
 
 
-def test_previous_source_is_none_before_any_run(tmp_path):
-    assert previous_source(tmp_path / "source.json") is None
-
-
-def test_write_source(tmp_path):
-    write_source(tmp_path / "data" / "source.json", "kaggle")
-    assert json.loads((tmp_path / "data" / "source.json").read_text()) == {"source": "kaggle"}
+@pytest.mark.parametrize("requested", ["kaggle", "sample"])
+def test_the_stage_uses_the_source_params_yaml_names(tmp_path, requested):
+    workdir = make_workdir(tmp_path / "project")
+    set_param(workdir, "data.source", requested)
+    home = tmp_path / "home"
+    home.mkdir()
+    result = run_module(workdir, "src.source", "data/source.json", "data/raw", env=environment_without_kaggle(home))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"source: using '{requested}'. data.source is '{requested}'.")
+    assert read_source(workdir / "data/source.json") == requested
 
 
 def run_source_with_kaggle_json(tmp_path, mode):
@@ -71,8 +69,13 @@ def run_source_with_kaggle_json(tmp_path, mode):
     key = "fake-key-0123456789abcdef"
     kaggle_json.write_text(json.dumps({"username": "fake-user", "key": key}))
     kaggle_json.chmod(mode)
-    result = run_module(make_workdir(tmp_path / "project"), "src.source", "data/source.json", "data/raw",
-                        env=environment_without_kaggle(home))
+    result = run_module(
+        make_workdir(tmp_path / "project"),
+        "src.source",
+        "data/source.json",
+        "data/raw",
+        env=environment_without_kaggle(home),
+    )
     return result, kaggle_json, key
 
 
@@ -80,8 +83,10 @@ def test_a_kaggle_json_others_can_read_is_warned_about(tmp_path):
     result, kaggle_json, key = run_source_with_kaggle_json(tmp_path, 0o644)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("source: using 'kaggle'. Kaggle credentials were found")
-    assert result.stderr.splitlines() == [f"source: warning: {kaggle_json} holds Kaggle credentials and other "
-                                          f"users can read it: run `chmod 600 {kaggle_json}`."]
+    assert result.stderr.splitlines() == [
+        f"source: warning: {kaggle_json} holds Kaggle credentials and other "
+        f"users can read it: run `chmod 600 {kaggle_json}`."
+    ]
     assert key not in result.stdout + result.stderr
 
 
@@ -93,6 +98,22 @@ def test_a_private_kaggle_json_is_not_warned_about(tmp_path):
 
 def test_the_stage_stays_light():
     # It runs on every `dvc repro`: importing kaggle (which authenticates) or TensorFlow would slow every run.
-    loaded = subprocess.run([sys.executable, "-c", "import sys, src.source; print(' '.join(sys.modules))"],
-                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, src.source; print(' '.join(sys.modules))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert not {"kaggle", "kagglesdk", "tensorflow", "keras"} & set(loaded)
+
+
+def test_the_stage_refuses_a_source_it_does_not_know_and_records_nothing(tmp_path):
+    # choose_source trusts its caller: the stage's params.yaml check is what keeps 'kagle' out of data/source.json.
+    workdir = make_workdir(tmp_path / "project")
+    set_param(workdir, "data.source", "kagle")
+    result = run_module(workdir, "src.source", "data/source.json", "data/raw", env=environment_without_kaggle(tmp_path))
+    assert result.returncode == 1
+    [message] = result.stderr.splitlines()
+    assert message.startswith("source: error: params.yaml: data.source is 'kagle'")
+    assert result.stdout == "" and not (workdir / "data").exists()

@@ -42,8 +42,14 @@ def make_workdir(path):
 def run_module(workdir, module, *args, env=None):
     env = dict(env or os.environ)
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def epochs_backed_up(backup_root):
@@ -55,8 +61,14 @@ def epochs_backed_up(backup_root):
 
 def git(cwd, *args, input=None):
     """git's stdout, stripped; commits are made as a test user."""
-    return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd=cwd,
-                          input=input, check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
+        cwd=cwd,
+        input=input,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def commit_all(project, message):
@@ -90,8 +102,9 @@ def project_copy(path, **params):
 
 def repro(project, env, *options):
     """`dvc repro` in project; its stdout and stderr."""
-    result = subprocess.run(["dvc", "repro", *options], cwd=project, env=env, capture_output=True, text=True,
-                            timeout=900)
+    result = subprocess.run(
+        ["dvc", "repro", *options], cwd=project, env=env, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 

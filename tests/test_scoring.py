@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.evaluate import accuracy_interval, evaluate, plot_misclassified, score
+from src.scoring import accuracy_interval, evaluate, plot_misclassified, score
 
 
 def test_score():
@@ -13,30 +13,48 @@ def test_score():
     probabilities = np.full((4, 10), 0.05)
     probabilities[[0, 1, 2, 3], [0, 1, 2, 9]] = 0.55  # the last one is wrong
     result = score(labels, probabilities)
-    assert result == {"accuracy": 0.75, "accuracy_95": accuracy_interval(1, 4),
-                      "loss": pytest.approx(-(3 * np.log(0.55) + np.log(0.05)) / 4), "errors": 1, "images": 4}
+    assert result == {
+        "accuracy": 0.75,
+        "accuracy_95": accuracy_interval(1, 4),
+        "loss": pytest.approx(-(3 * np.log(0.55) + np.log(0.05)) / 4),
+        "errors": 1,
+        "images": 4,
+    }
 
 
-@pytest.mark.parametrize("errors, images, low, high", [
-    (1, 4, 0.194120, 0.975 ** (1 / 4)),  # 3 right in 4: high solves high ** 4 = 0.975; low as R's binom.test gives
-    (0, 4, 0.025 ** (1 / 4), 1.0),  # none wrong: low solves low ** 4 = 0.025
-    (4, 4, 0.0, 1 - 0.025 ** (1 / 4)),
-])
+@pytest.mark.parametrize(
+    "errors, images, low, high",
+    [
+        (1, 4, 0.194120, 0.975 ** (1 / 4)),  # 3 right in 4: high solves high ** 4 = 0.975; low as R's binom.test gives
+        (0, 4, 0.025 ** (1 / 4), 1.0),  # none wrong: low solves low ** 4 = 0.025
+        (4, 4, 0.0, 1 - 0.025 ** (1 / 4)),
+    ],
+)
 def test_accuracy_interval(errors, images, low, high):
-    assert accuracy_interval(errors, images) == {"low": pytest.approx(low, abs=1e-6),
-                                                 "high": pytest.approx(high, abs=1e-6)}
+    assert accuracy_interval(errors, images) == {
+        "low": pytest.approx(low, abs=1e-6),
+        "high": pytest.approx(high, abs=1e-6),
+    }
 
 
 def test_accuracy_interval_narrows_with_the_split():
-    """24 errors in the 8,400 holdout digits cannot tell 99.71% from 99.75%; the same rate in ten times the digits can."""
+    """24 errors in the 8,400 holdout digits cannot tell 99.71% from 99.75%; the same rate in ten times the
+    digits can."""
     holdout, ten_times = accuracy_interval(24, 8400), accuracy_interval(240, 84000)
     assert holdout["low"] < 0.9975 < holdout["high"]
     assert holdout["low"] < ten_times["low"] < 1 - 24 / 8400 < ten_times["high"] < 0.9975 < holdout["high"]
 
 
 def test_evaluate_writes_metrics_report_and_plots(trained_model, prepared_dir, tmp_path):
-    metrics = evaluate([trained_model], prepared_dir / "val.npz", prepared_dir / "test.npz", tmp_path / "metrics.json",
-                       tmp_path / "classification_report.txt", tmp_path / "plots", max_misclassified=20)
+    metrics = evaluate(
+        [trained_model],
+        prepared_dir / "val.npz",
+        prepared_dir / "test.npz",
+        tmp_path / "metrics.json",
+        tmp_path / "classification_report.txt",
+        tmp_path / "plots",
+        max_misclassified=20,
+    )
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert set(metrics) == {"val", "test"}  # the test split has labels here, as in the offline sample
     assert metrics["val"]["images"] == 100 and 0.5 < metrics["val"]["accuracy"] <= 1
@@ -53,8 +71,15 @@ def test_evaluate_writes_metrics_report_and_plots(trained_model, prepared_dir, t
 def test_without_test_labels_only_validation_is_scored(trained_model, prepared_dir, tmp_path):
     test = np.load(prepared_dir / "test.npz")
     np.savez(tmp_path / "test.npz", x=test["x"])
-    metrics = evaluate([trained_model], prepared_dir / "val.npz", tmp_path / "test.npz", tmp_path / "metrics.json",
-                       tmp_path / "report.txt", tmp_path / "plots", max_misclassified=20)
+    metrics = evaluate(
+        [trained_model],
+        prepared_dir / "val.npz",
+        tmp_path / "test.npz",
+        tmp_path / "metrics.json",
+        tmp_path / "report.txt",
+        tmp_path / "plots",
+        max_misclassified=20,
+    )
     assert set(metrics) == {"val"}
     assert sorted(p.name for p in (tmp_path / "plots" / "confusion").iterdir()) == ["val.csv"]
 
@@ -69,8 +94,15 @@ def test_misclassified_grid(tmp_path, wrong):
 
 
 def test_an_ensemble_is_scored_with_each_member_alone(trained_model, second_member, prepared_dir, tmp_path):
-    metrics = evaluate([trained_model, second_member], prepared_dir / "val.npz", prepared_dir / "test.npz",
-                       tmp_path / "metrics.json", tmp_path / "report.txt", tmp_path / "plots", max_misclassified=20)
+    metrics = evaluate(
+        [trained_model, second_member],
+        prepared_dir / "val.npz",
+        prepared_dir / "test.npz",
+        tmp_path / "metrics.json",
+        tmp_path / "report.txt",
+        tmp_path / "plots",
+        max_misclassified=20,
+    )
     val = np.load(prepared_dir / "val.npz")
     alone = {}
     for path in (trained_model, second_member):

@@ -1,0 +1,300 @@
+"""params.yaml, loaded and checked in one place into frozen, typed objects that the stages receive.
+
+Every section is checked whole before a stage does any work: an unknown key, a wrong type
+or a value out of range is a ConfigError whose one-line message names the dotted param.
+pydantic (already installed with DVC) does the type and range checks; the relations between
+params are checked here.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+PARAMS_FILE = Path("params.yaml")
+
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]  # an int is a float too
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
+# Keras's optimizers that take a learning rate and nothing else that params.yaml must set.
+Optimizer = Literal["adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta", "lion"]
+
+section = dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+
+
+class ConfigError(ValueError):
+    """params.yaml asks for something this pipeline cannot do; the message names the dotted param."""
+
+
+@section
+class Sample:
+    test_rows: Annotated[Int, Field(ge=10, le=4000)]
+    seed: Annotated[Int, Field(ge=0)]
+
+
+@section
+class Data:
+    competition: Annotated[Str, Field(min_length=1)]
+    source: Literal["auto", "kaggle", "sample"]
+    sample: Sample
+
+
+@section
+class Prepare:
+    val_fraction: Annotated[Float, Field(gt=0, lt=1)]
+    seed: Annotated[Int, Field(ge=0)]
+
+
+@section
+class Ensemble:
+    seeds: Annotated[tuple[Int, ...], Field(min_length=1)]
+    variants: Annotated[tuple[Str, ...], Field(min_length=1)]
+    tta_shift: Annotated[Int, Field(ge=0, le=4)]
+    precision: Precision
+
+    @property
+    def members(self):
+        """[(variant, seed)]: one member per variant and seed, as dvc.yaml's matrix makes them."""
+        return [(variant, seed) for variant in self.variants for seed in self.seeds]
+
+
+@section
+class Augment:
+    rotation: Annotated[Float, Field(ge=0, le=180)]
+    zoom: Annotated[Float, Field(ge=0, lt=1)]
+    shift: Annotated[Float, Field(ge=0, lt=1)]
+    shear: Annotated[Float, Field(ge=0, le=1)]
+
+
+@section
+class LrScaling:
+    rule: Literal["linear", "sqrt", "none"]
+    base_batch_size: Annotated[Int, Field(ge=1)]
+
+
+@section
+class ReduceLr:
+    monitor: Literal["val_accuracy", "val_loss", "accuracy", "loss"]
+    factor: Annotated[Float, Field(gt=0, lt=1)]
+    patience: Annotated[Int, Field(ge=0)]
+    min_lr: Annotated[Float, Field(ge=0)]
+
+
+@section
+class Train:
+    arch: Literal["cnn", "bn_cnn", "fast_cnn", "mlp"]
+    augment: Augment
+    optimizer: Optimizer
+    learning_rate: Annotated[Float, Field(gt=0, le=1)]
+    schedule: Literal["plateau", "exponential", "one_cycle"]
+    decay_rate: Annotated[Float, Field(gt=0, le=1)]
+    warmup_fraction: Annotated[Float, Field(ge=0, lt=1)]
+    epochs: Annotated[Int, Field(ge=1)]
+    batch_size: Annotated[Int, Field(ge=1, le=65536)]
+    lr_scaling: LrScaling
+    final_fit: Bool
+    strategy: Literal["auto", "multiworker"]
+    precision: Precision
+    jit_compile: Literal["auto", True, False]
+    deterministic: Bool
+    reduce_lr: ReduceLr
+
+
+@section
+class Evaluate:
+    max_misclassified: Annotated[Int, Field(ge=0, le=1000)]
+
+
+@section
+class Threads:
+    intra_op: Annotated[Int, Field(ge=0)]
+    inter_op: Annotated[Int, Field(ge=0)]
+
+
+@section
+class KaggleRetry:
+    attempts: Annotated[Int, Field(ge=1, le=100)]
+    backoff_seconds: Annotated[Float, Field(ge=0, le=3600)]
+
+
+@section
+class Runtime:
+    threads: Threads
+    inference_batch_size: Annotated[Int, Field(ge=1, le=65536)]
+    kaggle_retry: KaggleRetry
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """All of params.yaml. `variants` holds each variant's changes to `train`, as written;
+    member_train(variant) gives the whole `train` section that a member of it trains with."""
+
+    data: Data
+    prepare: Prepare
+    ensemble: Ensemble
+    train: Train
+    variants: Mapping[str, Mapping[str, Any]]
+    evaluate: Evaluate
+    runtime: Runtime
+
+    def member_train(self, variant):
+        """The `train` params of the variant's members: params.yaml's `train` with the variant's changes."""
+        return _variant_train(self.train, self.variants, variant)
+
+
+SECTIONS = {field.name: field.type for field in dataclasses.fields(Params) if field.name != "variants"}
+
+
+def load(path=PARAMS_FILE, overrides=None):
+    """params.yaml at path as Params, with `overrides` ({"train.epochs": 2, ...}) put in first, as `dvc exp run -S`
+    does; raises ConfigError."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read it: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"not valid YAML{where}: {getattr(error, 'problem', None) or error}") from None
+    return parse(with_overrides(raw, overrides or {}))
+
+
+def load_for(program, path=PARAMS_FILE):
+    """load(path) for a stage or command; a ConfigError ends the program with one line naming the param."""
+    try:
+        return load(path)
+    except ConfigError as error:
+        raise SystemExit(f"{program}: error: {path}: {error}") from None
+
+
+def parse(raw):
+    """Params from params.yaml's content; raises ConfigError."""
+    if not isinstance(raw, dict):
+        raise ConfigError("it must be a mapping of sections: " + ", ".join([*SECTIONS, "variants"]))
+    unknown = sorted(set(raw) - {*SECTIONS, "variants"})
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: no such section; the sections are {', '.join([*SECTIONS, 'variants'])}")
+    sections = {name: checked(kind, raw.get(name), name) for name, kind in SECTIONS.items()}
+    variants = raw.get("variants") or {}
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) or v is None for v in variants.values()):
+        raise ConfigError(
+            "variants: each variant must be a mapping of the `train` params it changes, as {} or {epochs: 45}"
+        )
+    params = Params(variants={name: changes or {} for name, changes in variants.items()}, **sections)
+    check_train(params.train, "train")
+    for name in params.variants:
+        check_train(params.member_train(name), f"variants.{name}")
+    undefined = [name for name in params.ensemble.variants if name not in params.variants]
+    if undefined:
+        raise ConfigError(
+            f"ensemble.variants names {undefined[0]!r}, which `variants` does not define; it defines "
+            f"{', '.join(params.variants) or 'none'}"
+        )
+    return params
+
+
+def checked(kind, value, where):
+    """value as the dataclass `kind`, or ConfigError naming the first problem's dotted param under `where`."""
+    if value is None:
+        raise ConfigError(f"{where}: the section is missing")
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as error:
+        raise ConfigError(explain(error.errors()[0], where, kind)) from None
+
+
+def explain(problem, where, kind):
+    """One sentence for one of pydantic's errors, naming its dotted param."""
+    keys = [str(key) for key in problem["loc"] if not str(key).startswith(("literal[", "function-"))]
+    dotted = ".".join([where, *keys])
+    kind_of_problem = problem["type"]
+    if kind_of_problem in ("unexpected_keyword_argument", "extra_forbidden"):
+        known = [field.name for field in dataclasses.fields(field_type(kind, keys[:-1]))]
+        return f"{dotted}: no such param; {dotted.rsplit('.', 1)[0]} has {', '.join(known)}"
+    if kind_of_problem == "missing_argument" or kind_of_problem == "missing":
+        return f"{dotted} is missing"
+    if kind_of_problem == "dataclass_type":
+        return f"{dotted} is {problem['input']!r}; it must be a mapping of params"
+    message = (
+        problem["msg"]
+        .replace("Input should be", "it must be")
+        .replace("Tuple should", "it must")
+        .replace("True or False", "true or false")
+    )
+    return f"{dotted} is {shown(problem['input'])}; {message.replace(' after validation', '')}"
+
+
+def shown(value):
+    """value as params.yaml would hold it: true, null, 'text', [1, 2]."""
+    if isinstance(value, str):
+        return repr(value)
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
+
+
+def field_type(kind, keys):
+    """The dataclass that keys, a path of field names, lead to from kind."""
+    for key in keys:
+        kind = {field.name: field.type for field in dataclasses.fields(kind)}[key]
+    return kind
+
+
+def check_train(train, where):
+    """The relations between `train` params that no single param's check can see."""
+    if train.final_fit and train.schedule == "plateau" and train.reduce_lr.monitor.startswith("val_"):
+        raise ConfigError(
+            f"{where}.final_fit is true with the plateau schedule, which watches the validation "
+            f"split that a final fit trains on; set train.schedule to exponential or one_cycle"
+        )
+
+
+def _variant_train(train, variants, variant):
+    if variant not in variants:
+        raise ConfigError(f"no variant {variant!r}; params.yaml defines {', '.join(variants) or 'none'}")
+    merged = changed(dataclasses.asdict(train), variants[variant], f"variants.{variant}")
+    return checked(Train, merged, f"variants.{variant}")
+
+
+def changed(values, changes, where):
+    """values (a nest of dicts) with changes, a nest of some of the same keys, put in; ConfigError names a
+    change that matches no param."""
+    result = dict(values)
+    for key, value in changes.items():
+        if key not in values or isinstance(values[key], dict) != isinstance(value, dict):
+            raise ConfigError(
+                f"{where}.{key}: changes no param: `train` has no {key!r} there"
+                + (" but a section" if key in values else "")
+            )
+        result[key] = changed(values[key], value, f"{where}.{key}") if isinstance(value, dict) else value
+    return result
+
+
+def with_overrides(raw, overrides):
+    """raw params.yaml content with each `dotted.name: value` of overrides set; a name that is no param is refused."""
+    raw = yaml.safe_load(yaml.safe_dump(raw))  # a deep copy
+    for dotted, value in overrides.items():
+        *parents, key = dotted.split(".")
+        node = raw
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or key not in node:
+            raise ConfigError(f"{dotted}: no such param to override")
+        node[key] = list(value) if isinstance(value, tuple) else value
+    return raw
+
+
+def flat(params, prefix=""):
+    """params (Params, or a nest of dicts) by dotted name, as DVC names them: {"train.epochs": 10, ...}."""
+    values = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params
+    result = {}
+    for name, value in values.items():
+        if isinstance(value, Mapping):
+            result.update(flat(value, f"{prefix}{name}."))
+        else:
+            result[f"{prefix}{name}"] = list(value) if isinstance(value, tuple) else value
+    return result

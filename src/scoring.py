@@ -1,0 +1,107 @@
+"""Scores of the ensemble on the labelled splits: accuracy with its interval, loss, the per-class
+report, the confusion matrix and the misclassified digits."""
+
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
+from sklearn.metrics import accuracy_score, classification_report, log_loss
+
+from .atomic import atomic_dir, atomic_path
+from .ensemble import member_probabilities
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+
+
+def labelled_splits(val_npz, test_npz):
+    """{split name: (images, labels)} for every split that has labels."""
+    splits = {"val": np.load(val_npz)}
+    test = np.load(test_npz)
+    if "y" in test:
+        splits["test"] = test
+    return {name: (split["x"], split["y"]) for name, split in splits.items()}
+
+
+def accuracy_interval(errors, images):
+    """{"low", "high"}: the 95% confidence interval of the accuracy that made `errors` in `images` digits.
+    Clopper-Pearson's exact interval, as the normal approximation fails at a few errors in thousands."""
+    interval = binomtest(images - errors, images).proportion_ci(0.95, method="exact")
+    return {"low": float(interval.low), "high": float(interval.high)}
+
+
+def score(labels, probabilities):
+    predicted = probabilities.argmax(axis=1)
+    errors = int((predicted != labels).sum())
+    return {
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "accuracy_95": accuracy_interval(errors, len(labels)),
+        "loss": float(log_loss(labels, probabilities, labels=range(10))),
+        "errors": errors,
+        "images": len(labels),
+    }
+
+
+def plot_misclassified(images, labels, probabilities, path, limit):
+    """A grid of the misclassified digits, the most confident mistakes first."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:limit]
+    columns = 10
+    rows = max(1, -(-len(wrong) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.45 + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong, strict=False):  # more axes than digits: the rest stay blank
+        ax.imshow(images[i, :, :, 0], cmap="gray_r")
+        ax.set_title(f"true {labels[i]}\npred {predicted[i]}", fontsize=9, color="firebrick")
+    total = int((predicted != labels).sum())
+    title = (
+        f"{len(wrong)} of {total} misclassified digits, most confident first" if total else "no misclassified digits"
+    )
+    figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def evaluate(
+    model_paths,
+    val_npz,
+    test_npz,
+    metrics_path,
+    report_path,
+    plots_dir,
+    max_misclassified,
+    tta_shift=0,
+    policy="float32",
+    batch_size=1024,
+):
+    """Score the ensemble of model_paths, and with two or more members each member alone;
+    computing in the dtype policy, with test-time augmentation if tta_shift, as predict does."""
+    metrics, reports = {}, []
+    with atomic_dir(plots_dir) as plots:
+        (plots / "confusion").mkdir()
+        (plots / "misclassified").mkdir()
+        for name, (images, labels) in labelled_splits(val_npz, test_npz).items():
+            members = member_probabilities(model_paths, images, batch_size, tta_shift, policy)
+            probabilities = members.mean(axis=0)
+            metrics[name] = score(labels, probabilities)
+            if len(model_paths) > 1:
+                alone = {Path(path).stem: member for path, member in zip(model_paths, members, strict=True)}
+                metrics[name]["members"] = {stem: score(labels, member)["accuracy"] for stem, member in alone.items()}
+            reports.append(f"{name}\n{classification_report(labels, probabilities.argmax(axis=1), digits=4)}")
+            pd.DataFrame({"actual": labels, "predicted": probabilities.argmax(axis=1)}).to_csv(
+                plots / "confusion" / f"{name}.csv", index=False
+            )
+            plot_misclassified(
+                images, labels, probabilities, plots / "misclassified" / f"{name}.png", max_misclassified
+            )
+    with atomic_path(report_path) as tmp:
+        tmp.write_text("\n".join(reports))
+    with atomic_path(metrics_path) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

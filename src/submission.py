@@ -1,0 +1,79 @@
+"""submission.csv: written from the labels and checked against the competition's sample, with a
+provenance sidecar that says what it was built from."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+from .competition_csv import DataError, read_submission
+
+
+class BuiltFromSample(Exception):
+    """The file is predict's output on the offline sample's test digits, not on the competition's test set."""
+
+
+def write_submission(submission_csv, labels, sample_csv, source):
+    """Write submission_csv (ImageId 1..N, Label), checked against sample_csv before it lands,
+    then its sidecar, which records `source` ("kaggle" or "sample") so that submit can refuse a
+    file built from the offline sample."""
+    submission = pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels})
+    with atomic_path(submission_csv) as tmp:
+        submission.to_csv(tmp, index=False)
+        try:
+            check_submission(tmp, sample_csv)
+        except DataError as error:  # name the file the user knows, not its temporary twin
+            raise DataError(str(error).replace(str(tmp), str(submission_csv))) from None
+    write_provenance(submission_csv, source, len(submission))
+    return submission
+
+
+def check_submission(submission_csv, sample_csv):
+    """Raise DataError unless submission_csv has the header, ids and row count of sample_csv."""
+    read_submission(submission_csv, rows=len(read_submission(sample_csv)))
+
+
+def provenance_path(submission_csv):
+    """The sidecar in which predict records what it built submission_csv from."""
+    return Path(submission_csv).with_suffix(".json")
+
+
+def sha256_of(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_provenance(submission_csv, source, rows):
+    """Record beside submission_csv the data source it was built from, and its digest to tie the record to it."""
+    record = {"source": source, "rows": rows, "sha256": sha256_of(submission_csv)}
+    with atomic_path(provenance_path(submission_csv)) as tmp:
+        tmp.write_text(json.dumps(record) + "\n")
+
+
+def built_from_sample(submission_csv):
+    """Whether the sidecar vouches that submission_csv, byte for byte, was built from the offline sample.
+
+    No sidecar, one that cannot be read, or one whose sha256 differs (the file was edited, or
+    made elsewhere) vouches for nothing: then validation alone judges the file.
+    """
+    try:
+        provenance = json.loads(provenance_path(submission_csv).read_text())
+    except (FileNotFoundError, ValueError):
+        return False
+    return provenance.get("source") == "sample" and provenance.get("sha256") == sha256_of(submission_csv)
+
+
+def check_before_submitting(submission_csv, sample_csv):
+    """Raise BuiltFromSample or DataError unless Kaggle can score submission_csv."""
+    # First, because it names the cause: against Kaggle's sample_submission.csv a sample-built
+    # file would only show up as a wrong row count.
+    if built_from_sample(submission_csv):
+        raise BuiltFromSample(
+            f"{submission_csv} was built from the offline sample, not the competition data "
+            f"(see {provenance_path(submission_csv)}), so Kaggle cannot score it; set up Kaggle credentials "
+            f"(README: Kaggle credentials) and run `dvc repro`, which then switches to the competition data "
+            f"(with data.source 'auto', the default) and rebuilds the file."
+        )
+    check_submission(submission_csv, sample_csv)
