@@ -7,6 +7,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import stage_process
+
 
 @contextmanager
 def atomic_path(path):
@@ -17,17 +19,34 @@ def atomic_path(path):
     On any error, Ctrl-C included, it is removed and `path` is left as it was; one left by
     a kill is removed by the next write of `path`.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(path, ".tmp" + path.suffix)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    Path(tmp).chmod(0o666 & ~_umask())  # mkstemp makes it private; outputs get the usual mode
+    with atomic_paths(path) as (tmp,):
+        yield tmp
+
+
+@contextmanager
+def atomic_paths(*paths):
+    """atomic_path for several files that belong together: each is written beside its place, and only when all
+    are written are they renamed onto their places, so that a failure (a full disk) replaces none of them."""
+    paths = [Path(path) for path in paths]
+    tmps = []
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            remove_leftovers(path, ".tmp" + path.suffix)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+            os.close(fd)
+            tmps.append(Path(tmp))
+            tmps[-1].chmod(0o666 & ~_umask())  # mkstemp makes it private; outputs get the usual mode
+        yield tmps
+        orphaned_stage_stops()
+        for tmp, path in zip(tmps, paths, strict=True):
+            os.replace(tmp, path)
+    except BaseException as error:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and not error.filename:  # name what a full disk cut short
+            where = paths[0] if len(paths) == 1 else os.path.commonpath([path.parent for path in paths])
+            raise OSError(error.errno, error.strerror, str(where)) from None
         raise
 
 
@@ -42,6 +61,7 @@ def atomic_dir(path):
     tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
+        orphaned_stage_stops()
         if path.exists():
             # A folder cannot be renamed onto another: move the old one aside first.
             os.replace(path, old_copy(path))
@@ -49,8 +69,10 @@ def atomic_dir(path):
             shutil.rmtree(old_copy(path))
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(error, OSError) and not error.filename:
+            raise OSError(error.errno, error.strerror, str(path)) from None  # name the folder a full disk cut
         raise
 
 
@@ -73,6 +95,12 @@ def remove_leftovers(path, suffix):
     """
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{suffix}"):
         remove(leftover)
+
+
+def orphaned_stage_stops():
+    """A stage whose DVC is gone ends here, before it replaces any output (see stage_process)."""
+    if stage_process.orphaned():
+        raise SystemExit(1)
 
 
 def remove(path):

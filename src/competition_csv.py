@@ -7,14 +7,20 @@ import numpy as np
 import pyarrow
 import pyarrow.csv
 
+from .stage_process import UserError
+
 PIXELS = [f"pixel{i}" for i in range(784)]
 TRAIN_HEADER = ["label", *PIXELS]
 TEST_HEADER = PIXELS
 SUBMISSION_HEADER = ["ImageId", "Label"]
-INTEGER = re.compile(r"[+-]?[0-9]+")
+# Cells are plain decimal integers: digits, and a minus sign (which makes them out of range). Arrow
+# alone would also take ' 5', '"5"' and '0x5'.
+INTEGER = re.compile(r"-?[0-9]+")
+CELL_BYTES = np.zeros(256, bool)
+CELL_BYTES[np.frombuffer(b"0123456789-,\r\n", np.uint8)] = True
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """An input file that breaks the competition's format. The message names the file, line and column."""
 
 
@@ -29,6 +35,8 @@ def read_int_csv(path, header, low, high):
     low, high = np.broadcast_to(low, len(header)), np.broadcast_to(high, len(header))
     dtype = np.uint8 if low.min() >= 0 and high.max() <= 255 else np.int32
     check_header(path, header)
+    if not only_plain_integers(path):
+        raise locate_bad_row(path, header, low, high) or DataError(f"{path}: a cell is not a plain decimal integer")
     try:
         table = pyarrow.csv.read_csv(
             path,
@@ -56,6 +64,13 @@ def read_int_csv(path, header, low, high):
         row, j = np.argwhere(out_of_range)[0]
         raise range_error(path, row + 2, j, values[row, j], header, low, high)
     return values
+
+
+def only_plain_integers(path):
+    """Whether every byte after the header is a digit, a minus sign, a comma or a line end."""
+    data = np.fromfile(path, np.uint8)
+    body = data[np.argmax(data == ord("\n")) + 1 :] if (data == ord("\n")).any() else data[:0]
+    return bool(CELL_BYTES[body].all())
 
 
 def range_error(path, line, j, value, header, low, high):
@@ -130,7 +145,7 @@ def locate_bad_row(path, header, low, high):
                 )
             for j, cell in enumerate(cells):
                 if not INTEGER.fullmatch(cell):
-                    problem = "empty cell" if cell == "" else f"{cell!r} is not an integer"
+                    problem = "empty cell" if cell == "" else f"{cell!r} is not a plain decimal integer"
                     return DataError(f"{path}: line {line}, column {j + 1} ({header[j]}): {problem}")
                 if not low[j] <= int(cell) <= high[j]:
                     return range_error(path, line, j, int(cell), header, low, high)

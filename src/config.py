@@ -15,6 +15,8 @@ import yaml
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
+from .stage_process import UserError
+
 PARAMS_FILE = Path("params.yaml")
 
 Int = Annotated[int, Strict()]
@@ -28,7 +30,7 @@ Optimizer = Literal["adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagr
 section = dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """params.yaml asks for something this pipeline cannot do; the message names the dotted param."""
 
 
@@ -118,16 +120,18 @@ class Threads:
 
 
 @section
-class KaggleRetry:
+class Kaggle:
     attempts: Annotated[Int, Field(ge=1, le=100)]
     backoff_seconds: Annotated[Float, Field(ge=0, le=3600)]
+    connect_timeout_seconds: Annotated[Float, Field(gt=0, le=600)]
+    stall_timeout_seconds: Annotated[Float, Field(gt=0, le=3600)]
 
 
 @section
 class Runtime:
     threads: Threads
     inference_batch_size: Annotated[Int, Field(ge=1, le=65536)]
-    kaggle_retry: KaggleRetry
+    kaggle: Kaggle
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,12 +169,12 @@ def load(path=PARAMS_FILE, overrides=None):
     return parse(with_overrides(raw, overrides or {}))
 
 
-def load_for(program, path=PARAMS_FILE):
-    """load(path) for a stage or command; a ConfigError ends the program with one line naming the param."""
+def load_params(path=PARAMS_FILE):
+    """load(path) for a stage or command: a ConfigError names the file too."""
     try:
         return load(path)
     except ConfigError as error:
-        raise SystemExit(f"{program}: error: {path}: {error}") from None
+        raise ConfigError(f"{path}: {error}") from None
 
 
 def parse(raw):

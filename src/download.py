@@ -7,10 +7,9 @@ gets test_labels.csv, so that its test score can be measured.
 
 import argparse
 
-from . import config
-from .kaggle_access import KaggleError
+from . import config, stage_process
 from .raw_data import download_kaggle, write_sample
-from .source_record import read_source
+from .source_record import recorded_source
 
 
 def main():
@@ -18,21 +17,14 @@ def main():
     parser.add_argument("source_json", help="the `source` stage's decision")
     parser.add_argument("out_dir")
     args = parser.parse_args()
-    params = config.load_for("download")
-    source = read_source(args.source_json)
-    if source is None:
-        raise SystemExit(
-            f"download: error: {args.source_json} does not exist; the `source` stage writes it "
-            f"(`dvc repro` runs it first)"
-        )
-    try:
+    with stage_process.stage("download"):
+        params = config.load_params()
+        source = recorded_source(args.source_json)
         if source == "kaggle":
-            download_kaggle(params.data.competition, args.out_dir, params.runtime.kaggle_retry)
+            download_kaggle(params.data.competition, args.out_dir, params.runtime.kaggle)
         else:
             write_sample(args.out_dir, params.data.sample)
-    except KaggleError as error:
-        raise SystemExit(f"download: error: {error}") from None
-    print(f"download: {source} data written to {args.out_dir}")
+        print(f"download: {source} data written to {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The ensemble's inference: each member's softmax over a set of images, batched, with test-time
 augmentation, in the chosen precision; the ensemble's is their mean."""
 
+import zipfile
 from pathlib import Path
 
 import keras
@@ -8,6 +9,7 @@ import numpy as np
 
 from . import augmentation  # noqa: F401  (registers the layers that saved members hold, for load_model)
 from .device_policy import in_precision
+from .stage_process import UserError
 
 
 def member_paths(members_dir, ensemble):
@@ -15,7 +17,7 @@ def member_paths(members_dir, ensemble):
     paths = [Path(members_dir) / f"{variant}-{seed}.keras" for variant, seed in ensemble.members]
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
-        raise FileNotFoundError(f"no trained member {', '.join(missing)}; `dvc repro` trains it")
+        raise UserError(f"no trained member {', '.join(missing)}; `dvc repro` trains it")
     return paths
 
 
@@ -36,9 +38,20 @@ def member_probabilities(model_paths, images, batch_size, tta_shift=0, policy="f
     )
     members = []
     for path in model_paths:
-        model = in_precision(keras.models.load_model(path), policy)
+        model = in_precision(load_member(path), policy)
         members.append(np.mean([softmax_in_batches(model, view, batch_size) for view in views], axis=0))
     return np.stack(members)
+
+
+def load_member(path):
+    """The Keras model saved at path; a UserError where the file is not a whole .keras archive."""
+    try:
+        return keras.models.load_model(path)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
+        raise UserError(
+            f"{path}: not a readable Keras model ({type(error).__name__}: truncated or damaged?); "
+            f"`dvc repro --force -s train@{Path(path).stem}` trains it again"
+        ) from None
 
 
 def softmax_in_batches(model, images, batch_size):

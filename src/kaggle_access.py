@@ -1,12 +1,16 @@
 """The `kaggle` client, with credentials found without importing it and its errors in plain words."""
 
+import json
 import os
 import stat
 import sys
 import time
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
+
+from .stage_process import UserError
 
 CREATE_TOKEN = (
     "create a token at https://www.kaggle.com/settings/api and save it as ~/.kaggle/kaggle.json "
@@ -19,7 +23,7 @@ SCORED = ("COMPLETE", "ERROR")  # Kaggle's final submission statuses; the other 
 VERBOSE_VARIABLES = ("VERBOSE", "VERBOSE_OUTPUT")
 
 
-class KaggleError(RuntimeError):
+class KaggleError(UserError, RuntimeError):
     """Kaggle cannot be used as asked; the message says what to do."""
 
 
@@ -51,12 +55,39 @@ def credential_files(environ=os.environ, home=None):
 
 
 def kaggle_credentials_found(environ=os.environ, home=None):
-    """True when the `kaggle` client would find credentials."""
-    if environ.get("KAGGLE_API_TOKEN"):
-        return True
-    if environ.get("KAGGLE_USERNAME") and environ.get("KAGGLE_KEY"):
-        return True
-    return bool(credential_files(environ, home))
+    """True when the `kaggle` client would find credentials it can use."""
+    return credentials_from_environment(environ) or any(
+        not credential_problem(path) for path in credential_files(environ, home)
+    )
+
+
+def credentials_from_environment(environ):
+    return bool(environ.get("KAGGLE_API_TOKEN") or (environ.get("KAGGLE_USERNAME") and environ.get("KAGGLE_KEY")))
+
+
+def unusable_credentials(environ=os.environ, home=None):
+    """One sentence per credential file that the `kaggle` client cannot use, naming it and what is wrong, when no
+    usable credentials are found; none otherwise."""
+    if kaggle_credentials_found(environ, home):
+        return []
+    return [f"{path}: {problem}" for path in credential_files(environ, home) if (problem := credential_problem(path))]
+
+
+def credential_problem(path):
+    """What keeps the `kaggle` client from using the credential file at path, in words; "" when nothing does.
+    The key itself is never part of the answer."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        return f"cannot be read ({getattr(error, 'strerror', None) or 'not text'}); {CREATE_TOKEN}"
+    if path.name != "kaggle.json":
+        return "" if text.strip() else f"is empty; {CREATE_TOKEN}"
+    try:
+        token = json.loads(text)
+    except ValueError as error:
+        return f"is not valid JSON (line {error.lineno}, column {error.colno}); {CREATE_TOKEN}"
+    missing = [name for name in ("username", "key") if not (isinstance(token, dict) and token.get(name))]
+    return f"has no {' and no '.join(map(repr, missing))}; {CREATE_TOKEN}" if missing else ""
 
 
 def exposed_credentials_warnings(environ=os.environ, home=None):
@@ -76,7 +107,8 @@ def exposed_credentials_warnings(environ=os.environ, home=None):
 def connect():
     """An authenticated KaggleApi, or KaggleError when there are no credentials."""
     if not kaggle_credentials_found():
-        raise KaggleError(f"no Kaggle credentials were found: {CREATE_TOKEN}.")
+        problems = unusable_credentials()
+        raise KaggleError(problems[0] if problems else f"no Kaggle credentials were found: {CREATE_TOKEN}.")
     verbose = {name: os.environ.pop(name) for name in VERBOSE_VARIABLES if name in os.environ}
     try:
         from kaggle.api.kaggle_api_extended import (
@@ -91,32 +123,73 @@ def connect():
 
 
 def with_retries(call, policy, *, idempotent, program):
-    """call(), tried again after a growing pause while Kaggle answers 429, or 5xx when the call is idempotent.
+    """call(), with every request's waits bounded as `policy` (config.Kaggle) says, and tried again after a
+    growing pause while Kaggle answers 429, or 5xx or nothing at all when the call is idempotent.
 
-    A 429 means the request was refused, so any call may be repeated; after a 5xx the server may
-    have acted (a submission created), so only a call that may safely run twice is. Each retry
-    says so on stderr, prefixed with `program`; a last failure is a KaggleError. policy:
-    config.KaggleRetry.
+    A 429 means the request was refused, so any call may be repeated; after a 5xx or a stall the
+    server may have acted (a submission created), so only a call that may safely run twice is.
+    Each retry says so on stderr, prefixed with `program`; a last failure is a KaggleError.
     """
     import requests
 
     for attempt in range(1, policy.attempts + 1):
         try:
-            return call()
+            with bounded_waits(policy):
+                return call()
         except requests.HTTPError as error:
             status = status_of(error)
             if not worth_retrying(status, idempotent):
                 raise
+            failure, retry_after = f"Kaggle answered HTTP {status}", error.response.headers.get("Retry-After")
             if attempt == policy.attempts:
                 raise KaggleError(gave_up(status, attempt)) from None
-            pause = retry_pause(attempt, policy.backoff_seconds, error.response.headers.get("Retry-After"))
-            print(
-                f"{program}: Kaggle answered HTTP {status}; retrying in {pause:g} s "
-                f"(attempt {attempt + 1} of {policy.attempts})",
-                file=sys.stderr,
-                flush=True,
-            )
-            time.sleep(pause)
+        except (requests.Timeout, requests.ConnectionError) as error:
+            if not idempotent:
+                raise
+            failure, retry_after = stalled(error, policy), None
+            if attempt == policy.attempts:
+                raise KaggleError(
+                    f"{failure}, {attempt} times: check the network connection, then try again; "
+                    f"runtime.kaggle in params.yaml sets the waits"
+                ) from None
+        pause = retry_pause(attempt, policy.backoff_seconds, retry_after)
+        print(
+            f"{program}: {failure}; retrying in {pause:g} s (attempt {attempt + 1} of {policy.attempts})",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(pause)
+
+
+def stalled(error, policy):
+    """What a timeout or a broken connection was, in words, without its message (it may hold a signed URL)."""
+    import requests
+
+    if isinstance(error, requests.ConnectTimeout):
+        return f"Kaggle could not be reached within {policy.connect_timeout_seconds:g} s"
+    if isinstance(error, requests.Timeout):
+        return f"Kaggle sent nothing for {policy.stall_timeout_seconds:g} s"
+    return f"the connection to Kaggle failed ({type(error).__name__})"
+
+
+@contextmanager
+def bounded_waits(policy):
+    """Every HTTP request made inside, by the `kaggle` client too, waits at most policy.connect_timeout_seconds to
+    connect and policy.stall_timeout_seconds for each byte. The client sets no timeout on its API calls, and
+    five minutes on each read of a download: a network that takes connections and never answers would hang it."""
+    from requests.adapters import HTTPAdapter
+
+    send = HTTPAdapter.send
+    limits = (policy.connect_timeout_seconds, policy.stall_timeout_seconds)
+
+    def bounded_send(self, request, stream=False, timeout=None, **options):
+        return send(self, request, stream=stream, timeout=limits, **options)
+
+    HTTPAdapter.send = bounded_send
+    try:
+        yield
+    finally:
+        HTTPAdapter.send = send
 
 
 def worth_retrying(status, idempotent):
@@ -175,7 +248,7 @@ def gave_up(status, attempts):
         return f"Kaggle still answered HTTP 429 (too many requests) after {tries}: wait a few minutes, then try again."
     return (
         f"Kaggle still answered HTTP {status} (a server error) after {tries}: Kaggle may be down; "
-        f"try again later, or raise runtime.kaggle_retry.attempts in params.yaml."
+        f"try again later, or raise runtime.kaggle.attempts in params.yaml."
     )
 
 
@@ -227,3 +300,34 @@ def wait_for_outcomes(list_latest, refs, wait_seconds, poll_seconds, clock=time.
         if outcomes.keys() == set(refs) or left <= 0:
             return outcomes
         sleep(min(poll_seconds, left))
+
+
+def competition_sample_submission(api, competition, folder, retry):
+    """The competition's own sample_submission.csv, downloaded from Kaggle into folder: what a submission must
+    match, whatever the local data is. Kaggle may send it zipped."""
+    with plain_errors(competition):
+        with_retries(
+            lambda: api.competition_download_file(
+                competition, "sample_submission.csv", path=str(folder), force=True, quiet=True
+            ),
+            retry,
+            idempotent=True,
+            program="submit",
+        )
+    for path in Path(folder).iterdir():
+        if path.name == "sample_submission.csv":
+            return path
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                if "sample_submission.csv" in archive.namelist():
+                    return Path(archive.extract("sample_submission.csv", Path(folder) / "unzipped"))
+    raise KaggleError(f"Kaggle sent no sample_submission.csv for '{competition}'.")
+
+
+def submissions_left_today(api, competition, retry):
+    """How many more submissions Kaggle takes today (GetSubmissionLimits); a read, so tried again as reads are."""
+    with plain_errors(competition):
+        limits = with_retries(
+            lambda: api.competition_get_submission_limits(competition), retry, idempotent=True, program="submit"
+        )
+    return limits.num_allowed_now

@@ -26,6 +26,7 @@ COLUMNS = (
     "git_rev",
     "experiment",
     "params",
+    "left_today",
 )
 
 
@@ -82,13 +83,21 @@ def what_was_submitted(submission_csv, message, params):
 def append_row(leaderboard, row):
     """Add `row` (COLUMNS, "" for those missing) to the leaderboard, after a header when it is new.
 
-    The old rows are copied byte for byte; a crash leaves the old file, as atomic_path does.
+    The old rows are copied byte for byte; a crash leaves the old file, as atomic_path does. A
+    leaderboard from before a column was added gets it, empty in its old rows.
     """
+    columns, rows = read_rows(leaderboard)
+    if missing := [column for column in COLUMNS if column not in columns]:
+        with atomic_path(leaderboard) as tmp, tmp.open("w", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, [*columns, *missing], lineterminator="\n")
+            writer.writeheader()
+            writer.writerows([*rows, row])
+        return
     old = leaderboard.read_bytes() if leaderboard.exists() else b""
     if old and not old.endswith(b"\n"):  # a hand edit that dropped the last newline
         old += b"\n"
     new = io.StringIO()
-    writer = csv.DictWriter(new, COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(new, columns, lineterminator="\n")
     if not old:
         writer.writeheader()
     writer.writerow(row)

@@ -2,20 +2,18 @@
 
 import argparse
 
-import numpy as np
-
-from . import config
-from .competition_csv import DataError
+from . import config, stage_process
 from .device_policy import configure_threads, precision_policy
 from .ensemble import member_paths, member_probabilities
-from .source_record import read_source
+from .prepared_data import load_split
+from .source_record import recorded_source
 from .submission import write_submission
 
 
 def predict(model_paths, test_npz, sample_csv, source, submission_csv, batch_size, tta_shift=0, policy="float32"):
     """Write submission_csv from the ensemble of model_paths, computing in `policy`, with test-time augmentation
     if tta_shift (see ensemble.member_probabilities); see submission.write_submission."""
-    images = np.load(test_npz)["x"]
+    images = load_split(test_npz)["x"]
     labels = member_probabilities(model_paths, images, batch_size, tta_shift, policy).mean(axis=0).argmax(axis=1)
     return write_submission(submission_csv, labels, sample_csv, source)
 
@@ -28,10 +26,10 @@ def main():
     parser.add_argument("source_json", help="the `source` stage's decision, recorded beside the submission")
     parser.add_argument("submission_csv")
     args = parser.parse_args()
-    params = config.load_for("predict")
-    source = read_source(args.source_json)
-    configure_threads(params.runtime.threads)
-    try:
+    with stage_process.stage("predict"):
+        params = config.load_params()
+        source = recorded_source(args.source_json)
+        configure_threads(params.runtime.threads)
         submission = predict(
             member_paths(args.members_dir, params.ensemble),
             args.test_npz,
@@ -42,9 +40,7 @@ def main():
             params.ensemble.tta_shift,
             precision_policy(params.ensemble.precision),
         )
-    except (DataError, FileNotFoundError) as error:
-        raise SystemExit(f"predict: error: {error}") from None
-    print(f"predict: wrote {len(submission)} rows, built from the {source} data, to {args.submission_csv}")
+        print(f"predict: wrote {len(submission)} rows, built from the {source} data, to {args.submission_csv}")
 
 
 if __name__ == "__main__":

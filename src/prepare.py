@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
-from .atomic import atomic_path
-from .competition_csv import DataError, read_submission, read_test, read_train
+from . import config, stage_process
+from .atomic import atomic_paths
+from .competition_csv import read_submission, read_test, read_train
 
 
 def split(images, labels, val_fraction, seed):
@@ -21,11 +21,6 @@ def split(images, labels, val_fraction, seed):
         np.arange(len(labels)), test_size=val_fraction, stratify=labels, random_state=seed
     )
     return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
-
-
-def save_npz(path, **arrays):
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **arrays)
 
 
 def prepare(raw_dir, out_dir, settings):
@@ -44,9 +39,11 @@ def prepare(raw_dir, out_dir, settings):
     if labels_csv.exists():
         test["y"] = read_submission(labels_csv, rows=len(test_images))[:, 1].astype(np.uint8)
     (x_train, y_train), (x_val, y_val) = split(images, labels, settings.val_fraction, settings.seed)
-    save_npz(out_dir / "train.npz", x=x_train, y=y_train)
-    save_npz(out_dir / "val.npz", x=x_val, y=y_val)
-    save_npz(out_dir / "test.npz", **test)
+    splits = ("train.npz", "val.npz", "test.npz")
+    with atomic_paths(*(out_dir / name for name in splits)) as (train_tmp, val_tmp, test_tmp):  # all, or none
+        np.savez(train_tmp, x=x_train, y=y_train)
+        np.savez(val_tmp, x=x_val, y=y_val)
+        np.savez(test_tmp, **test)
     print(f"prepare: {len(y_train)} train, {len(y_val)} validation, {len(test_images)} test images")
 
 
@@ -55,11 +52,8 @@ def main(argv=None):
     parser.add_argument("raw_dir")
     parser.add_argument("out_dir")
     args = parser.parse_args(argv)
-    params = config.load_for("prepare")
-    try:
-        prepare(args.raw_dir, args.out_dir, params.prepare)
-    except DataError as error:
-        raise SystemExit(f"prepare: error: {error}") from None
+    with stage_process.stage("prepare"):
+        prepare(args.raw_dir, args.out_dir, config.load_params().prepare)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ COMPETITION_FILES = ("train.csv", "test.csv", "sample_submission.csv")
 def download_kaggle(competition, out_dir, retry):
     """Download the competition zip with the `kaggle` client and extract it into out_dir.
 
-    A 429 or 5xx is retried as `retry` (config.KaggleRetry) says. A connection that breaks
+    A 429 or 5xx is retried as `retry` (config.Kaggle) says. A connection that breaks
     mid-file is resumed by the client itself (5 more tries, 2 to 32 s apart); should it give
     up, the temporary folder goes, and the partial zip with it.
     """

@@ -10,8 +10,9 @@ import pandas as pd
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, classification_report, log_loss
 
-from .atomic import atomic_dir, atomic_path
+from .atomic import atomic_dir, atomic_paths
 from .ensemble import member_probabilities
+from .prepared_data import load_split
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
@@ -19,8 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
 def labelled_splits(val_npz, test_npz):
     """{split name: (images, labels)} for every split that has labels."""
-    splits = {"val": np.load(val_npz)}
-    test = np.load(test_npz)
+    splits = {"val": load_split(val_npz)}
+    test = load_split(test_npz)
     if "y" in test:
         splits["test"] = test
     return {name: (split["x"], split["y"]) for name, split in splits.items()}
@@ -83,7 +84,8 @@ def evaluate(
     """Score the ensemble of model_paths, and with two or more members each member alone;
     computing in the dtype policy, with test-time augmentation if tta_shift, as predict does."""
     metrics, reports = {}, []
-    with atomic_dir(plots_dir) as plots:
+    # All of it lands together, or none of it: the files are renamed into place only when the plots are drawn.
+    with atomic_dir(plots_dir) as plots, atomic_paths(report_path, metrics_path) as (report_tmp, metrics_tmp):
         (plots / "confusion").mkdir()
         (plots / "misclassified").mkdir()
         for name, (images, labels) in labelled_splits(val_npz, test_npz).items():
@@ -100,8 +102,6 @@ def evaluate(
             plot_misclassified(
                 images, labels, probabilities, plots / "misclassified" / f"{name}.png", max_misclassified
             )
-    with atomic_path(report_path) as tmp:
-        tmp.write_text("\n".join(reports))
-    with atomic_path(metrics_path) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+        report_tmp.write_text("\n".join(reports))
+        metrics_tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

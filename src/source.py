@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import config
-from .kaggle_access import exposed_credentials_warnings, kaggle_credentials_found
+from . import config, stage_process
+from .kaggle_access import exposed_credentials_warnings, kaggle_credentials_found, unusable_credentials
 from .source_record import read_source, write_source
 
 HOW_TO_SWITCH = (
@@ -46,14 +46,19 @@ def main():
     parser.add_argument("out", help="JSON file that records the chosen source")
     parser.add_argument("raw_dir", help="the download stage's output: is the last decision's data here?")
     args = parser.parse_args()
-    params = config.load_for("source")
-    source, reason = choose_source(
-        params.data.source, kaggle_credentials_found(), read_source(args.out), Path(args.raw_dir).is_dir()
-    )
-    print(f"source: using '{source}'. {reason} {HOW_TO_SWITCH}")
-    for warning in exposed_credentials_warnings():  # here, since this stage runs on every `dvc repro`
-        print(f"source: warning: {warning}", file=sys.stderr)
-    write_source(args.out, source)
+    with stage_process.stage("source"):
+        # The whole of params.yaml, though this stage reads one param: it runs first in every `dvc repro` and
+        # `dvc exp run`, so a bad param stops the run here, before DVC removes any stage's outputs.
+        params = config.load_params()
+        source, reason = choose_source(
+            params.data.source, kaggle_credentials_found(), read_source(args.out), Path(args.raw_dir).is_dir()
+        )
+        print(f"source: using '{source}'. {reason} {HOW_TO_SWITCH}")
+        # Here, since this stage runs on every `dvc repro`. A broken credential file is named and passed over:
+        # `auto` goes on with what works, and only `kaggle` needs the file.
+        for warning in [*unusable_credentials(), *exposed_credentials_warnings()]:
+            print(f"source: warning: {warning}", file=sys.stderr)
+        write_source(args.out, source)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from .atomic import atomic_path
+from .stage_process import UserError
 
 
 def read_source(path):
@@ -14,3 +15,11 @@ def read_source(path):
 def write_source(path, source):
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps({"source": source}) + "\n")
+
+
+def recorded_source(path):
+    """The decision in path, for the stages after `source`; UserError where there is none."""
+    source = read_source(path)
+    if source is None:
+        raise UserError(f"{path} does not exist; the `source` stage writes it (`dvc repro` runs it first)")
+    return source

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
+from .atomic import atomic_paths
 from .competition_csv import DataError, read_submission
+from .stage_process import UserError
 
 
-class BuiltFromSample(Exception):
+class BuiltFromSample(UserError):
     """The file is predict's output on the offline sample's test digits, not on the competition's test set."""
 
 
@@ -21,13 +22,13 @@ def write_submission(submission_csv, labels, sample_csv, source):
     then its sidecar, which records `source` ("kaggle" or "sample") so that submit can refuse a
     file built from the offline sample."""
     submission = pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels})
-    with atomic_path(submission_csv) as tmp:
+    with atomic_paths(submission_csv, provenance_path(submission_csv)) as (tmp, sidecar):
         submission.to_csv(tmp, index=False)
         try:
             check_submission(tmp, sample_csv)
         except DataError as error:  # name the file the user knows, not its temporary twin
             raise DataError(str(error).replace(str(tmp), str(submission_csv))) from None
-    write_provenance(submission_csv, source, len(submission))
+        sidecar.write_text(provenance(tmp, source, len(submission)))
     return submission
 
 
@@ -45,24 +46,42 @@ def sha256_of(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def write_provenance(submission_csv, source, rows):
-    """Record beside submission_csv the data source it was built from, and its digest to tie the record to it."""
-    record = {"source": source, "rows": rows, "sha256": sha256_of(submission_csv)}
-    with atomic_path(provenance_path(submission_csv)) as tmp:
-        tmp.write_text(json.dumps(record) + "\n")
+def provenance(submission_csv, source, rows):
+    """The sidecar's text for submission_csv: its source, rows, and digest."""
+    record = {
+        "source": source,
+        "rows": rows,
+        "sha256": sha256_of(submission_csv),
+        "values_sha256": values_sha256(submission_csv),
+    }
+    return json.dumps(record) + "\n"
 
 
 def built_from_sample(submission_csv):
-    """Whether the sidecar vouches that submission_csv, byte for byte, was built from the offline sample.
+    """Whether the sidecar vouches that submission_csv was built from the offline sample: its bytes, or its ids
+    and labels whatever the bytes that hold them (line ends, a blank line, quotes).
 
-    No sidecar, one that cannot be read, or one whose sha256 differs (the file was edited, or
-    made elsewhere) vouches for nothing: then validation alone judges the file.
+    No sidecar, one that cannot be read, or one whose digests both differ (the labels were
+    edited, or the file made elsewhere) vouches for nothing: then the checks against the
+    competition judge the file.
     """
     try:
         provenance = json.loads(provenance_path(submission_csv).read_text())
     except (FileNotFoundError, ValueError):
         return False
-    return provenance.get("source") == "sample" and provenance.get("sha256") == sha256_of(submission_csv)
+    if provenance.get("source") != "sample":
+        return False
+    if provenance.get("sha256") == sha256_of(submission_csv):
+        return True
+    try:
+        return provenance.get("values_sha256") == values_sha256(submission_csv)
+    except DataError:
+        return False
+
+
+def values_sha256(submission_csv):
+    """The digest of submission_csv's ids and labels as numbers, the same for any bytes that spell them."""
+    return hashlib.sha256(read_submission(submission_csv).astype("<i4").tobytes()).hexdigest()
 
 
 def check_before_submitting(submission_csv, sample_csv):

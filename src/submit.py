@@ -12,6 +12,7 @@ Not a DVC stage: submitting is a deliberate act, and Kaggle limits submissions p
 """
 
 import argparse
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from . import config
 from .competition_csv import DataError
 from .kaggle_access import (
     KaggleError,
+    competition_sample_submission,
     connect,
     list_submissions,
+    submissions_left_today,
     submit_file,
     wait_for_outcomes,
 )
@@ -31,7 +34,7 @@ from .leaderboard import (
     record_outcomes,
     what_was_submitted,
 )
-from .submission import BuiltFromSample, check_before_submitting
+from .submission import BuiltFromSample, check_before_submitting, check_submission
 
 
 def describe(ref, outcome):
@@ -52,19 +55,33 @@ def submit_and_record(args, params):
     for path in (args.file, args.sample):
         if not path.is_file():
             raise SystemExit(f"submit: error: {path} does not exist; `dvc repro` makes it")
-    competition, retry = params.data.competition, params.runtime.kaggle_retry
+    competition, retry = params.data.competition, params.runtime.kaggle
     try:
         check_before_submitting(args.file, args.sample)
         # Gathered first, so that nothing can fail between Kaggle taking the file and its row.
         row = what_was_submitted(args.file, args.message, params)
         api = connect()
+        with tempfile.TemporaryDirectory() as folder:
+            # The competition's row count, not the local sample's: the local data may be the offline sample.
+            check_submission(args.file, competition_sample_submission(api, competition, folder, retry))
+        left = submissions_left_today(api, competition, retry)
+        if left < 1:
+            raise KaggleError(
+                f"Kaggle takes no more submissions to '{competition}' today (the daily limit is "
+                f"reached); {args.file} is kept: submit it after 00:00 UTC"
+            )
+        print(
+            f"submit: Kaggle takes {left} more submission{'s' if left > 1 else ''} today; uploading {args.file}",
+            flush=True,
+        )
         response = submit_file(api, args.file, competition, args.message, retry)
     except (BuiltFromSample, DataError, KaggleError) as error:
         raise SystemExit(f"submit: error: {error}") from None
     ref = str(response.ref)
     submitted_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     # On disk before the wait, so that a wait cut short still leaves the row, for --refresh.
-    append_row(LEADERBOARD, {**row, "submitted_at": submitted_at, "ref": ref, "status": "PENDING"})
+    row.update(submitted_at=submitted_at, ref=ref, status="PENDING", left_today=left - 1)
+    append_row(LEADERBOARD, row)
     print(f"submit: Kaggle answered: {response.message} (submission ref {ref})")
     try:
         print(f"submit: waiting up to {args.wait:g} s for the score (Ctrl-C stops waiting)", flush=True)
@@ -88,7 +105,7 @@ def refresh(args, params):
     if not pending:
         print(f"submit: no PENDING submission in {LEADERBOARD}")
         return
-    competition, retry = params.data.competition, params.runtime.kaggle_retry
+    competition, retry = params.data.competition, params.runtime.kaggle
     try:
         api = connect()
         outcomes = wait_for_outcomes(lambda: list_submissions(api, competition, retry), pending, args.wait, args.poll)
@@ -130,7 +147,10 @@ def main():
         help="the pause between two looks at Kaggle's submissions (default: 10)",
     )
     args = parser.parse_args()
-    params = config.load_for("submit")
+    try:
+        params = config.load_params()
+    except config.ConfigError as error:
+        raise SystemExit(f"submit: error: {error}") from None
     if args.refresh:
         refresh(args, params)
     else:

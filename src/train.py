@@ -8,7 +8,7 @@ uninterrupted run.
 import argparse
 from pathlib import Path
 
-from . import config
+from . import config, stage_process
 from .device_policy import configure_threads
 from .training import train
 
@@ -22,22 +22,20 @@ def main():
     parser.add_argument("live_dir", help="dvclive's folder for per-epoch metrics and plots")
     parser.add_argument("backup_root", help="where an unfinished run keeps its state; kept apart from DVC's outputs")
     args = parser.parse_args()
-    params = config.load_for("train")
-    try:
+    with stage_process.stage("train"):
+        params = config.load_params()
+        configure_threads(params.runtime.threads)
+        prepared = Path(args.prepared_dir)
         member = params.member_train(args.variant)
-    except config.ConfigError as error:
-        raise SystemExit(f"train: error: params.yaml: {error}") from None
-    configure_threads(params.runtime.threads)
-    prepared = Path(args.prepared_dir)
-    train(
-        prepared / "train.npz",
-        prepared / "val.npz",
-        args.model_path,
-        args.live_dir,
-        member,
-        args.seed,
-        args.backup_root,
-    )
+        train(
+            prepared / "train.npz",
+            prepared / "val.npz",
+            args.model_path,
+            args.live_dir,
+            member,
+            args.seed,
+            args.backup_root,
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import keras
@@ -15,6 +16,7 @@ from dvclive.keras import DVCLiveCallback
 
 from . import architectures, augmentation, device_policy, learning_rate
 from .atomic import atomic_dir, atomic_path, finish_replacing, remove
+from .prepared_data import load_split
 
 
 def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, strategy=None, callbacks=()):
@@ -33,7 +35,7 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
     strategy = strategy or distribution_strategy(params.strategy)
     chief = strategy.extended.should_checkpoint  # the chief, or the only task
     batch_size = params.batch_size * strategy.num_replicas_in_sync  # batch_size is per replica
-    images, labels, validation = training_data(np.load(train_npz), np.load(val_npz), params.final_fit)
+    images, labels, validation = training_data(load_split(train_npz), load_split(val_npz), params.final_fit)
     policy = device_policy.precision_policy(params.precision)
     with strategy.scope():
         model = compiled_model(params, batch_size, -(-len(labels) // batch_size), policy)
@@ -74,7 +76,28 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
     if chief:
         with atomic_path(model_path) as tmp:
             model.save(tmp)
+            make_reproducible(tmp)
     return model
+
+
+def make_reproducible(keras_file):
+    """Rewrite a saved .keras archive so that its bytes depend on the model alone: Keras stamps the time of
+    saving into metadata.json and into the weights' entry, and names objects that layers share (the dtype
+    policy) by their address in memory. The same weights then give the same file, and DVC reruns nothing
+    downstream of a retrain that changed nothing."""
+    with zipfile.ZipFile(keras_file) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(keras_file, "w") as archive:
+        for info, data in entries:
+            if info.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata.pop("date_saved", None)
+                data = json.dumps(metadata).encode()
+            if info.filename == "config.json":
+                data = json.dumps(numbered_shared_objects(json.loads(data), {})).encode()
+            archive.writestr(
+                zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), data, compress_type=info.compress_type
+            )
 
 
 def compiled_model(params, batch_size, steps_per_epoch, policy):
@@ -253,3 +276,17 @@ def backup_dir(root, params, *inputs, remove_others=True):
             if stale.name != name:
                 remove(stale)
     return root / name
+
+
+def numbered_shared_objects(config, numbers):
+    """config with each shared_object_id, a memory address, replaced by its number in order of appearance."""
+    if isinstance(config, dict):
+        return {
+            key: numbers.setdefault(value, len(numbers) + 1)
+            if key == "shared_object_id"
+            else numbered_shared_objects(value, numbers)
+            for key, value in config.items()
+        }
+    if isinstance(config, list):
+        return [numbered_shared_objects(value, numbers) for value in config]
+    return config

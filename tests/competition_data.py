@@ -141,12 +141,27 @@ BAD_INPUTS = {
     "not an integer": (
         "train.csv",
         lambda p: corrupt(p, 5, 3, "abc"),
-        r"train.csv: line 5, column 3 \(pixel1\): 'abc' is not an integer",
+        r"train.csv: line 5, column 3 \(pixel1\): 'abc' is not a plain decimal integer",
     ),
     "a float": (
         "train.csv",
         lambda p: corrupt(p, 7, 10, "1.5"),
-        r"train.csv: line 7, column 10 \(pixel8\): '1.5' is not an integer",
+        r"train.csv: line 7, column 10 \(pixel8\): '1.5' is not a plain decimal integer",
+    ),
+    "a space before a number": (
+        "train.csv",
+        lambda p: corrupt(p, 8, 20, " 5"),
+        r"train.csv: line 8, column 20 \(pixel18\): ' 5' is not a plain decimal integer",
+    ),
+    "a hexadecimal number": (
+        "test.csv",
+        lambda p: corrupt(p, 9, 300, "0x5"),
+        r"test.csv: line 9, column 300 \(pixel299\): '0x5' is not a plain decimal integer",
+    ),
+    "a quoted number": (
+        "train.csv",
+        lambda p: corrupt(p, 10, 2, '"5"'),
+        r"train.csv: line 10, column 2 \(pixel0\): '\"5\"' is not a plain decimal integer",
     ),
     "a negative": (
         "test.csv",
@@ -177,7 +192,7 @@ BAD_INPUTS = {
     "NUL bytes": (
         "test.csv",
         lambda p: corrupt(p, 3, 4, "\0\0"),
-        r"test.csv: line 3, column 4 \(pixel3\): '\\x00\\x00' is not an integer",
+        r"test.csv: line 3, column 4 \(pixel3\): '\\x00\\x00' is not a plain decimal integer",
     ),
     "binary garbage": (
         "train.csv",

@@ -68,6 +68,7 @@ class FakeKaggle:
         self._file_names: dict[str, str] = {}  # upload token -> the file name StartSubmissionUpload named
         self._tokens: set[str] = set()
         self._created = 0  # successful CreateSubmission calls
+        self.daily_limit = 5  # submissions Kaggle takes a day
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -140,7 +141,7 @@ class FakeKaggle:
             return 200, {
                 "numToday": self._created,
                 "numTotal": len(self.submissions),
-                "numAllowedNow": max(0, 5 - self._created),
+                "numAllowedNow": max(0, self.daily_limit - self._created),
                 "limitedByTotal": False,
             }
         return 404, {"code": 404, "message": f"Unknown method {method}"}

@@ -114,3 +114,20 @@ def test_a_kill_between_the_two_renames_of_a_folder_loses_nothing(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "epoch").write_text("3")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backup"] and (target / "epoch").read_text() == "3"
+
+
+def test_files_that_belong_together_are_all_replaced_or_none(tmp_path):
+    from src.atomic import atomic_paths
+
+    old = {name: f"old {name}" for name in ("a.txt", "b.txt")}
+    for name, text in old.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(OSError), atomic_paths(tmp_path / "a.txt", tmp_path / "b.txt") as (a, b):
+        a.write_text("new a")
+        raise OSError(28, "No space left on device")  # the disk fills while b is written
+    assert {name: (tmp_path / name).read_text() for name in old} == old
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+    with atomic_paths(tmp_path / "a.txt", tmp_path / "b.txt") as (a, b):
+        a.write_text("new a")
+        b.write_text("new b")
+    assert (tmp_path / "a.txt").read_text() == "new a" and (tmp_path / "b.txt").read_text() == "new b"

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from src import config
-from workdir import ROOT
+from workdir import ROOT, run_module
 
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -49,8 +49,10 @@ BAD = {
     "runtime.threads.intra_op": (-1, "greater than or equal to 0"),
     "runtime.threads.inter_op": (1.5, "a valid integer"),
     "runtime.inference_batch_size": (0, "greater than or equal to 1"),
-    "runtime.kaggle_retry.attempts": (0, "greater than or equal to 1"),
-    "runtime.kaggle_retry.backoff_seconds": (-1, "greater than or equal to 0"),
+    "runtime.kaggle.attempts": (0, "greater than or equal to 1"),
+    "runtime.kaggle.backoff_seconds": (-1, "greater than or equal to 0"),
+    "runtime.kaggle.connect_timeout_seconds": (0, "greater than 0"),
+    "runtime.kaggle.stall_timeout_seconds": (None, "a valid number"),
 }
 
 
@@ -174,11 +176,12 @@ def test_a_file_that_is_not_yaml_or_not_there_is_named(tmp_path):
         config.load(broken)
 
 
-def test_a_stage_ends_with_one_line_naming_the_file_and_the_param(tmp_path, monkeypatch):
+def test_a_stage_ends_with_one_line_naming_the_file_and_the_param(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(config.with_overrides(RAW, {"train.epochs": -1})))
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=r"^train: error: params.yaml: train.epochs is -1; it must be greater"):
-        config.load_for("train")
+    result = run_module(tmp_path, "src.prepare", "raw", "prepared")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "prepare: error: params.yaml: train.epochs is -1; it must be greater than or equal to 1\n"
+    assert not (tmp_path / "prepared").exists()
 
 
 def test_flat_names_params_as_dvc_does():

@@ -2,8 +2,11 @@ import hashlib
 import io
 import math
 import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 
 import pytest
@@ -16,7 +19,7 @@ from src.raw_data import COMPETITION_FILES
 from src.source_record import write_source
 from workdir import ROOT, assert_no_secret, environment_without_kaggle, make_workdir, run_module, set_param
 
-QUICK_RETRY = {"attempts": 3, "backoff_seconds": 0.01}
+QUICK_RETRY = {"attempts": 3, "backoff_seconds": 0.01, "connect_timeout_seconds": 10, "stall_timeout_seconds": 30}
 
 
 def archive(members):
@@ -135,7 +138,7 @@ def test_passing_server_errors_are_retried_until_the_download_succeeds(
     files = competition_files(tmp_path / "files")
     kaggle_server.zip_bytes = zip_of(files)
     kaggle_server.failures[key] = failure
-    workdir = kaggle_workdir(tmp_path, **{"runtime.kaggle_retry": QUICK_RETRY})
+    workdir = kaggle_workdir(tmp_path, **{"runtime.kaggle": QUICK_RETRY})
     result = run_download(workdir, kaggle_env)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
@@ -155,7 +158,7 @@ def test_passing_server_errors_are_retried_until_the_download_succeeds(
             "download",
             503,
             "Kaggle still answered HTTP 503 (a server error) after 3 attempts: Kaggle may be down; "
-            "try again later, or raise runtime.kaggle_retry.attempts in params.yaml.",
+            "try again later, or raise runtime.kaggle.attempts in params.yaml.",
         ),
         (
             "DownloadDataFiles",
@@ -169,7 +172,7 @@ def test_a_lasting_server_error_ends_in_one_line_after_the_last_attempt(
 ):
     kaggle_server.zip_bytes = zip_of(competition_files(tmp_path / "files"))
     kaggle_server.failures[key] = (status, "Try again later")
-    workdir = kaggle_workdir(tmp_path, **{"runtime.kaggle_retry": QUICK_RETRY})
+    workdir = kaggle_workdir(tmp_path, **{"runtime.kaggle": QUICK_RETRY})
     result = run_download(workdir, kaggle_env)
     assert result.returncode != 0
     *retries, message = result.stderr.splitlines()
@@ -269,3 +272,66 @@ def test_without_the_source_stages_decision_nothing_is_downloaded(tmp_path):
         "download: error: data/source.json does not exist; the `source` stage writes it (`dvc repro` runs it first)\n"
     )
     assert result.stdout == "" and not (workdir / "data").exists()
+
+
+class SilentServer:
+    """A server on 127.0.0.1 that takes connections and never answers: a network that stalls."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.connections = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.connections.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def close(self):
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def test_a_network_that_never_answers_fails_in_bounded_time_and_leaves_nothing(tmp_path, kaggle_env):
+    server = SilentServer()
+    try:
+        env = {**kaggle_env, "HTTP_PROXY": server.url, "http_proxy": server.url}
+        settings = {**QUICK_RETRY, "attempts": 2, "stall_timeout_seconds": 1, "connect_timeout_seconds": 1}
+        workdir = kaggle_workdir(tmp_path, **{"runtime.kaggle": settings})
+        start = time.monotonic()
+        result = run_download(workdir, env)
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    assert result.returncode == 1
+    retry, message = result.stderr.splitlines()
+    assert retry.startswith("download: Kaggle sent nothing for 1 s; retrying in ")
+    assert message == (
+        "download: error: Kaggle sent nothing for 1 s, 2 times: check the network connection, then "
+        "try again; runtime.kaggle in params.yaml sets the waits"
+    )
+    assert len(server.connections) == 2
+    assert elapsed < 2 * 1 + 10  # two stalls of a second, the pause, and Python's start
+    assert data_left(workdir) == ["source.json"]
+
+
+def test_a_broken_kaggle_json_is_named_when_kaggle_is_asked_for(tmp_path):
+    home = tmp_path / "home"
+    (home / ".kaggle").mkdir(parents=True)
+    (home / ".kaggle" / "kaggle.json").write_text("{not json")
+    workdir = kaggle_workdir(tmp_path)
+    result = run_download(workdir, environment_without_kaggle(home))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(
+        f"download: error: {home}/.kaggle/kaggle.json: is not valid JSON (line 1, column 2)"
+    )
+    assert len(result.stderr.splitlines()) == 1
+    assert data_left(workdir) == ["source.json"]

@@ -4,6 +4,7 @@ import pytest
 
 from src import config
 from src.ensemble import member_paths, member_probabilities, shifted
+from src.stage_process import UserError
 from workdir import ROOT
 
 
@@ -21,7 +22,7 @@ def test_member_paths_follow_the_variants_and_seeds_and_name_a_missing_member(tm
         tmp_path / "base-2.keras",
         tmp_path / "base-1.keras",
     ]
-    with pytest.raises(FileNotFoundError, match=rf"no trained member {tmp_path}/base-3.keras; `dvc repro` trains it"):
+    with pytest.raises(UserError, match=rf"no trained member {tmp_path}/base-3.keras; `dvc repro` trains it"):
         member_paths(tmp_path, ensemble(["base"], [1, 3]))
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import time
 from types import SimpleNamespace
@@ -5,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from src.config import KaggleRetry
+from src import config
 from src.kaggle_access import (
     KaggleError,
     Outcome,
@@ -17,9 +18,11 @@ from src.kaggle_access import (
     retry_pause,
     scored,
     submit_file,
+    unusable_credentials,
     wait_for_outcomes,
     with_retries,
 )
+from workdir import ROOT
 
 
 @pytest.mark.parametrize(
@@ -36,7 +39,7 @@ def test_credentials_in_the_environment(environ, tmp_path):
 def test_credentials_in_files(file, tmp_path):
     assert not kaggle_credentials_found({}, home=tmp_path)
     (tmp_path / file).parent.mkdir(parents=True)
-    (tmp_path / file).write_text("{}")
+    (tmp_path / file).write_text('{"username": "someone", "key": "0123"}' if file.endswith(".json") else "token")
     assert kaggle_credentials_found({}, home=tmp_path)
 
 
@@ -78,6 +81,11 @@ def http_error(status, retry_after=None):
     return requests.HTTPError(f"HTTP {status}", response=response)
 
 
+def kaggle_settings(**changes):
+    """params.yaml's runtime.kaggle with changes."""
+    return dataclasses.replace(config.load(ROOT / "params.yaml").runtime.kaggle, **changes)
+
+
 class Kaggle:
     """A call that answers with the given HTTP errors, one per call, then "done"."""
 
@@ -102,7 +110,7 @@ def pauses(monkeypatch):
 
 def test_with_retries_backs_off_until_kaggle_answers(pauses, capsys):
     kaggle = Kaggle(503, 429)
-    assert with_retries(kaggle, KaggleRetry(attempts=3, backoff_seconds=2), idempotent=True, program="x") == "done"
+    assert with_retries(kaggle, kaggle_settings(attempts=3, backoff_seconds=2), idempotent=True, program="x") == "done"
     assert pauses == [2, 4] and kaggle.calls == 3
     assert capsys.readouterr().err.splitlines() == [
         "x: Kaggle answered HTTP 503; retrying in 2 s (attempt 2 of 3)",
@@ -112,14 +120,14 @@ def test_with_retries_backs_off_until_kaggle_answers(pauses, capsys):
 
 def test_with_retries_waits_as_long_as_kaggle_asks(pauses):
     kaggle = Kaggle(429, retry_after="7")
-    with_retries(kaggle, KaggleRetry(attempts=2, backoff_seconds=2), idempotent=True, program="x")
+    with_retries(kaggle, kaggle_settings(attempts=2, backoff_seconds=2), idempotent=True, program="x")
     assert pauses == [7]
 
 
 def test_with_retries_gives_up_after_the_last_attempt(pauses):
     kaggle = Kaggle(*[503] * 3)
     with pytest.raises(KaggleError, match=r"^Kaggle still answered HTTP 503 \(a server error\) after 3 attempts: "):
-        with_retries(kaggle, KaggleRetry(attempts=3, backoff_seconds=2), idempotent=True, program="x")
+        with_retries(kaggle, kaggle_settings(attempts=3, backoff_seconds=2), idempotent=True, program="x")
     assert kaggle.calls == 3 and pauses == [2, 4]
 
 
@@ -127,13 +135,14 @@ def test_with_retries_gives_up_after_the_last_attempt(pauses):
 def test_with_retries_passes_on_what_another_try_cannot_fix(pauses, status, idempotent):
     kaggle = Kaggle(status)
     with pytest.raises(requests.HTTPError):
-        with_retries(kaggle, KaggleRetry(attempts=3, backoff_seconds=2), idempotent=idempotent, program="x")
+        with_retries(kaggle, kaggle_settings(attempts=3, backoff_seconds=2), idempotent=idempotent, program="x")
     assert kaggle.calls == 1 and pauses == []
 
 
 def test_a_refused_call_is_retried_even_when_it_must_not_run_twice(pauses):
     assert (
-        with_retries(Kaggle(429), KaggleRetry(attempts=2, backoff_seconds=2), idempotent=False, program="x") == "done"
+        with_retries(Kaggle(429), kaggle_settings(attempts=2, backoff_seconds=2), idempotent=False, program="x")
+        == "done"
     )
 
 
@@ -155,8 +164,8 @@ def test_a_broken_connection_is_one_sentence_without_the_url():
 
 
 def test_a_lasting_server_error_points_at_the_retry_param(pauses):
-    with pytest.raises(KaggleError, match=r"raise runtime\.kaggle_retry\.attempts in params\.yaml\.$"):
-        with_retries(Kaggle(500), KaggleRetry(attempts=1, backoff_seconds=2), idempotent=True, program="x")
+    with pytest.raises(KaggleError, match=r"raise runtime\.kaggle\.attempts in params\.yaml\.$"):
+        with_retries(Kaggle(500), kaggle_settings(attempts=1, backoff_seconds=2), idempotent=True, program="x")
     assert pauses == []  # attempts 1: no retries
 
 
@@ -236,7 +245,7 @@ class FakeApi:
 def test_submit_file_uploads_and_returns_kaggles_answer(pauses, tmp_path):
     api = FakeApi(http_error(429), SimpleNamespace(message="Successfully submitted", ref=1001))
     answer = submit_file(
-        api, tmp_path / "s.csv", "digit-recognizer", "seed CNN", KaggleRetry(attempts=2, backoff_seconds=1)
+        api, tmp_path / "s.csv", "digit-recognizer", "seed CNN", kaggle_settings(attempts=2, backoff_seconds=1)
     )
     assert answer.ref == 1001
     assert api.calls == [("submit", str(tmp_path / "s.csv"), "seed CNN", "digit-recognizer")] * 2
@@ -246,25 +255,51 @@ def test_submit_file_uploads_and_returns_kaggles_answer(pauses, tmp_path):
 def test_submit_file_never_repeats_an_upload_after_a_server_error(pauses, tmp_path):
     api = FakeApi(http_error(503))
     with pytest.raises(KaggleError, match=r"^Kaggle's API failed \(HTTP 503\)"):
-        submit_file(api, tmp_path / "s.csv", "digit-recognizer", "m", KaggleRetry(attempts=5, backoff_seconds=1))
+        submit_file(api, tmp_path / "s.csv", "digit-recognizer", "m", kaggle_settings(attempts=5, backoff_seconds=1))
     assert len(api.calls) == 1 and pauses == []
 
 
 def test_a_failed_upload_kaggle_reports_in_its_answer_is_an_error(tmp_path):
     api = FakeApi(SimpleNamespace(message=FakeApi.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE))
     with pytest.raises(KaggleError, match=r"the upload of .*s\.csv to Kaggle failed; try again later\."):
-        submit_file(api, tmp_path / "s.csv", "digit-recognizer", "m", KaggleRetry(attempts=5, backoff_seconds=1))
+        submit_file(api, tmp_path / "s.csv", "digit-recognizer", "m", kaggle_settings(attempts=5, backoff_seconds=1))
 
 
 def test_list_submissions_tries_a_failed_look_again(pauses):
     listing = [kaggle_submission(7, "PENDING")]
     api = FakeApi(http_error(503), listing)
-    assert list_submissions(api, "digit-recognizer", KaggleRetry(attempts=2, backoff_seconds=1)) == listing
+    assert list_submissions(api, "digit-recognizer", kaggle_settings(attempts=2, backoff_seconds=1)) == listing
     assert api.calls == [("submissions", "digit-recognizer")] * 2 and pauses == [1]
-    assert list_submissions(FakeApi(None), "digit-recognizer", KaggleRetry(attempts=1, backoff_seconds=1)) == []
+    assert list_submissions(FakeApi(None), "digit-recognizer", kaggle_settings(attempts=1, backoff_seconds=1)) == []
 
 
 def test_list_submissions_says_what_to_do_about_a_refusal(pauses):
     with pytest.raises(KaggleError, match="accept the competition's rules"):
-        list_submissions(FakeApi(http_error(403)), "digit-recognizer", KaggleRetry(attempts=3, backoff_seconds=1))
+        list_submissions(FakeApi(http_error(403)), "digit-recognizer", kaggle_settings(attempts=3, backoff_seconds=1))
     assert pauses == []
+
+
+@pytest.mark.parametrize(
+    "content, said",
+    [
+        ("{not json", "is not valid JSON (line 1, column 2)"),
+        ('{"username": "someone"}', "has no 'key'"),
+        ("[]", "has no 'username' and no 'key'"),
+        ("", "is not valid JSON"),
+    ],
+)
+def test_a_kaggle_json_the_client_cannot_use_is_named_and_passed_over(content, said, tmp_path):
+    token = tmp_path / ".kaggle" / "kaggle.json"
+    token.parent.mkdir()
+    token.write_text(content)
+    assert not kaggle_credentials_found({}, home=tmp_path)
+    [problem] = unusable_credentials({}, home=tmp_path)
+    assert problem.startswith(f"{token}: {said}") and "kaggle.com/settings/api" in problem
+    assert unusable_credentials({"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}, home=tmp_path) == []
+
+
+def test_the_key_is_never_part_of_a_credential_problem(tmp_path):
+    token = tmp_path / ".kaggle" / "kaggle.json"
+    token.parent.mkdir()
+    token.write_text('{"username": "someone", "key": "s3cr3t-key", ')
+    assert "s3cr3t" not in " ".join(unusable_credentials({}, home=tmp_path))

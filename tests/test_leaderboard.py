@@ -5,7 +5,7 @@ import yaml
 
 from competition_data import csv_text
 from src import config
-from src.leaderboard import append_row, experiment_of, git_revision, what_was_submitted
+from src.leaderboard import COLUMNS, append_row, experiment_of, git_revision, read_rows, what_was_submitted
 from src.submission import sha256_of
 from workdir import ROOT, git
 
@@ -25,9 +25,22 @@ def commit_all_but_the_submission(repo):
 
 def test_a_row_is_appended_after_a_hand_edited_last_line(tmp_path):
     board = tmp_path / "leaderboard.csv"
-    board.write_text("submitted_at,ref\n2024-01-01T00:00:00Z,1")
+    header, empty = ",".join(COLUMNS), "," * (len(COLUMNS) - 2)
+    board.write_text(f"{header}\n2024-01-01T00:00:00Z,1{empty}")
     append_row(board, {"ref": "2", "status": "PENDING"})
-    assert board.read_text() == "submitted_at,ref\n2024-01-01T00:00:00Z,1\n,2,PENDING,,,,,,,,\n"
+    assert board.read_text() == f"{header}\n2024-01-01T00:00:00Z,1{empty}\n,2,PENDING{empty[1:]}\n"
+
+
+def test_a_leaderboard_from_before_a_column_gets_it_and_keeps_every_value(tmp_path):
+    board = tmp_path / "leaderboard.csv"
+    old_columns = COLUMNS[:-1]
+    values = [f"value {i}" for i in range(len(old_columns))]
+    board.write_text(",".join(old_columns) + "\n" + ",".join(values) + "\n")
+    append_row(board, {"ref": "2", "left_today": 4})
+    columns, rows = read_rows(board)
+    assert list(columns) == list(COLUMNS)
+    assert rows[0] == {**dict(zip(old_columns, values, strict=True)), "left_today": ""}
+    assert rows[1]["ref"] == "2" and rows[1]["left_today"] == "4"
 
 
 def test_the_revision_is_dirty_for_changed_tracked_files_but_not_for_the_leaderboard(tmp_path, monkeypatch):

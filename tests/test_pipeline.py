@@ -108,7 +108,7 @@ def test_how_the_work_runs_reruns_nothing(project, first_repro, offline_env):
         "runtime.threads.intra_op": 1,
         "runtime.threads.inter_op": 1,
         "runtime.inference_batch_size": 256,
-        "runtime.kaggle_retry.attempts": 2,
+        "runtime.kaggle.attempts": 2,
     }.items():
         set_param(project, dotted, value)
     status = subprocess.run(

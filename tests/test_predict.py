@@ -9,6 +9,7 @@ import pytest
 from competition_data import csv_text
 from src.competition_csv import DataError
 from src.predict import predict
+from src.submission import values_sha256
 
 
 def sample_submission(path, rows):
@@ -44,7 +45,12 @@ def test_the_sidecar_records_the_source_rows_and_digest_of_the_file(trained_mode
     out = tmp_path / "submissions" / "submission.csv"
     predict([trained_model], prepared_dir / "test.npz", sample, source, out, batch_size=32)
     sidecar = json.loads((tmp_path / "submissions" / "submission.json").read_text())
-    assert sidecar == {"source": source, "rows": 100, "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+    assert sidecar == {
+        "source": source,
+        "rows": 100,
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "values_sha256": values_sha256(out),
+    }
     assert sorted(p.name for p in out.parent.iterdir()) == ["submission.csv", "submission.json"]  # no temporary left
 
 

@@ -1,4 +1,6 @@
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ from competition_data import BAD_INPUTS, competition_files, corrupt, csv_text
 from src import config
 from src.competition_csv import DataError
 from src.prepare import main, prepare, split
-from workdir import make_workdir, run_module, set_param
+from workdir import ROOT, make_workdir, run_module, set_param
 
 SETTINGS = config.Prepare(val_fraction=0.25, seed=0)
 
@@ -35,7 +37,8 @@ def test_bad_input_exits_nonzero_from_the_command_line(tmp_path):
     corrupt(raw / "train.csv", 5, 3, "abc")
     result = run_module(make_workdir(tmp_path), "src.prepare", "raw", "prepared")
     assert result.returncode == 1
-    assert result.stderr == "prepare: error: raw/train.csv: line 5, column 3 (pixel1): 'abc' is not an integer\n"
+    expected = "prepare: error: raw/train.csv: line 5, column 3 (pixel1): 'abc' is not a plain decimal integer\n"
+    assert result.stderr == expected
     assert not (tmp_path / "prepared").exists()
 
 
@@ -99,3 +102,26 @@ def test_the_stage_splits_as_params_yaml_says(tmp_path, monkeypatch, capsys):
     main(["raw", "prepared"])
     assert capsys.readouterr().out == "prepare: 70 train, 30 validation, 20 test images\n"
     assert len(np.load(tmp_path / "prepared" / "val.npz")["y"]) == 30
+
+
+def test_a_full_disk_ends_in_one_line_and_writes_none_of_the_splits(tmp_path):
+    """On a 3 MB file system the three splits (about 4 MB) cannot all be written: none is."""
+    from src.raw_data import write_sample
+
+    write_sample(tmp_path / "raw", config.load(ROOT / "params.yaml").data.sample)
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(tiny)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs: a full disk cannot be made otherwise")
+    try:
+        shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+        result = run_module(tmp_path, "src.prepare", "raw", tiny / "prepared")
+        left = sorted(path.name for path in (tiny / "prepared").iterdir())
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == f"prepare: error: {tiny}/prepared: no space left on the device; free some space, then run again\n"
+    )
+    assert left == []

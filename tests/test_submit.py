@@ -1,10 +1,12 @@
 import csv
 import hashlib
+import io
 import json
 import math
 import signal
 import subprocess
 import sys
+import zipfile
 from datetime import UTC, datetime
 
 import pytest
@@ -12,13 +14,22 @@ import pytest
 from competition_data import csv_text
 from kaggle_server import Failure, Outcome
 from src.leaderboard import COLUMNS
-from src.submission import sha256_of, write_provenance
+from src.submission import provenance, provenance_path, sha256_of
 from workdir import ROOT, assert_no_secret, ctrl_c_as_in_a_terminal, git, make_workdir, run_module
 
 
 def write(path, header, rows):
     path.write_text(csv_text(header, rows))
     return path
+
+
+@pytest.fixture(autouse=True)
+def competition_with_five_test_rows(kaggle_server):
+    """The local Kaggle serves a competition whose sample_submission.csv has project()'s 5 rows."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("sample_submission.csv", csv_text(["ImageId", "Label"], [(i, 0) for i in range(1, 6)]))
+    kaggle_server.zip_bytes = archive.getvalue()
 
 
 def project(tmp_path):
@@ -54,8 +65,14 @@ def test_submit_uploads_the_file_and_prints_kaggles_answer(tmp_path, kaggle_serv
     result, submission = submit(tmp_path, kaggle_env)
     assert result.returncode == 0, result.stderr
     assert kaggle_server.uploads == [submission.read_bytes()]
-    assert kaggle_server.calls == ["StartSubmissionUpload", "CreateSubmission", "ListSubmissions"]
-    assert kaggle_server.bodies[1]["submissionDescription"] == "seed CNN"
+    assert kaggle_server.calls == [
+        "DownloadDataFile",
+        "GetSubmissionLimits",
+        "StartSubmissionUpload",
+        "CreateSubmission",
+        "ListSubmissions",
+    ]
+    assert kaggle_server.bodies[3]["submissionDescription"] == "seed CNN"
     assert "Kaggle answered: Successfully submitted to Digit Recognizer (submission ref 1001)" in result.stdout
     assert kaggle_env["KAGGLE_KEY"] not in result.stdout + result.stderr
 
@@ -90,7 +107,7 @@ def test_submit_refuses_an_invalid_file_before_calling_kaggle_and_keeps_it(tmp_p
 
 def test_submit_refuses_a_file_built_from_the_offline_sample_and_keeps_it(tmp_path, kaggle_server, kaggle_env):
     workdir, submission = project(tmp_path)
-    write_provenance(submission, "sample", rows=5)
+    provenance_path(submission).write_text(provenance(submission, "sample", rows=5))
     before = submission.read_bytes()
     result = run_submit(workdir, submission, kaggle_env)
     assert result.returncode != 0
@@ -108,7 +125,7 @@ def test_submit_uploads_a_file_the_sidecar_does_not_tie_to_the_sample(
     tmp_path, kaggle_server, kaggle_env, source, edited
 ):
     workdir, submission = project(tmp_path)
-    write_provenance(submission, source, rows=5)
+    provenance_path(submission).write_text(provenance(submission, source, rows=5))
     if edited:  # the sidecar's sha256 no longer matches: it says nothing about this file
         write(submission, ["ImageId", "Label"], [(i, 9) for i in range(1, 6)])
     result = run_submit(workdir, submission, kaggle_env)
@@ -140,14 +157,20 @@ def test_a_refused_submission_is_retried_but_a_server_error_is_not(tmp_path, kag
     result, submission = submit(tmp_path / "refused", kaggle_env)
     assert result.returncode == 0, result.stderr
     assert "submit: Kaggle answered HTTP 429; retrying in 0 s (attempt 2 of 5)" in result.stderr
-    assert kaggle_server.calls == ["StartSubmissionUpload", "CreateSubmission"] * 2 + ["ListSubmissions"]
+    upload = ["StartSubmissionUpload", "CreateSubmission"]
+    assert kaggle_server.calls == ["DownloadDataFile", "GetSubmissionLimits", *upload, *upload, "ListSubmissions"]
 
     # After a 5xx Kaggle may have the submission already: trying again could spend a second one.
     kaggle_server.calls.clear()
     kaggle_server.failures["CreateSubmission"] = Failure(503, "Unavailable")
     result, submission = submit(tmp_path / "failed", kaggle_env)
     assert result.returncode == 1
-    assert kaggle_server.calls == ["StartSubmissionUpload", "CreateSubmission"]
+    assert kaggle_server.calls == [
+        "DownloadDataFile",
+        "GetSubmissionLimits",
+        "StartSubmissionUpload",
+        "CreateSubmission",
+    ]
     [message] = result.stderr.strip().splitlines()
     assert message.startswith("submit: error: Kaggle's API failed (HTTP 503)")
 
@@ -178,7 +201,14 @@ def test_a_scored_submission_is_recorded_with_what_made_it_and_the_next_is_appen
     before = datetime.now(UTC).replace(microsecond=0)
     result = run_submit(workdir, submission.name, env)
     assert result.returncode == 0, result.stderr
-    assert kaggle_server.calls == ["StartSubmissionUpload", "CreateSubmission", "ListSubmissions", "ListSubmissions"]
+    assert kaggle_server.calls == [
+        "DownloadDataFile",
+        "GetSubmissionLimits",
+        "StartSubmissionUpload",
+        "CreateSubmission",
+        "ListSubmissions",
+        "ListSubmissions",
+    ]
     assert (
         "submit: Kaggle scored submission 1001: public score 0.99123 (recorded in submissions/leaderboard.csv)"
         in result.stdout
@@ -200,6 +230,7 @@ def test_a_scored_submission_is_recorded_with_what_made_it_and_the_next_is_appen
         "sha256": hashlib.sha256(submission.read_bytes()).hexdigest(),
         "git_rev": revision,
         "experiment": "",
+        "left_today": "4",  # of the fake Kaggle's 5 a day
     }
     first = (workdir / "submissions" / "leaderboard.csv").read_text()
 
@@ -327,3 +358,54 @@ def test_ctrl_c_stops_the_wait_and_leaves_the_row_pending(tmp_path, kaggle_serve
         "`python -m src.submit --refresh` fills in its score later.\n"
     )
     assert [row["status"] for row in leaderboard(workdir)] == ["PENDING"]
+
+
+@pytest.mark.parametrize(
+    "respell",
+    [lambda text: text.replace("\n", "\r\n"), lambda text: text + "\n"],
+    ids=["CRLF line ends", "a trailing blank line"],
+)
+def test_a_sample_built_file_is_refused_whatever_its_bytes(tmp_path, kaggle_server, kaggle_env, respell):
+    workdir, submission = project(tmp_path)
+    provenance_path(submission).write_text(provenance(submission, "sample", rows=5))
+    submission.write_bytes(respell(submission.read_text()).encode())
+    result = run_submit(workdir, submission, kaggle_env)
+    assert result.returncode == 1 and "was built from the offline sample" in result.stderr
+    assert kaggle_server.calls == []
+
+
+def test_a_file_without_the_competitions_row_count_is_refused_before_the_upload(tmp_path, kaggle_server, kaggle_env):
+    """The local sample_submission.csv agrees with the file (both the offline sample's), but Kaggle's does not."""
+    workdir, submission = project(tmp_path)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("sample_submission.csv", csv_text(["ImageId", "Label"], [(i, 0) for i in range(1, 9)]))
+    kaggle_server.zip_bytes = archive.getvalue()
+    result = run_submit(workdir, submission, kaggle_env)
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == f"submit: error: {submission}: line 7, column 1 (ImageId): 5 rows, expected 8, one per test image\n"
+    )
+    assert kaggle_server.calls == ["DownloadDataFile"] and kaggle_server.uploads == []
+
+
+def test_submit_says_how_many_submissions_are_left_today_and_records_it(tmp_path, kaggle_server, kaggle_env):
+    kaggle_server.daily_limit = 3
+    result, submission = submit(tmp_path, kaggle_env)
+    assert result.returncode == 0, result.stderr
+    assert f"submit: Kaggle takes 3 more submissions today; uploading {submission}" in result.stdout
+    with (submission.parent / "submissions" / "leaderboard.csv").open() as file:
+        [row] = list(csv.DictReader(file))
+    assert row["left_today"] == "2"
+
+
+def test_submit_refuses_before_uploading_when_none_is_left_today(tmp_path, kaggle_server, kaggle_env):
+    kaggle_server.daily_limit = 0
+    result, submission = submit(tmp_path, kaggle_env)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "submit: error: Kaggle takes no more submissions to 'digit-recognizer' today (the daily limit is reached); "
+        f"{submission} is kept: submit it after 00:00 UTC\n"
+    )
+    assert kaggle_server.calls == ["DownloadDataFile", "GetSubmissionLimits"] and kaggle_server.uploads == []
