@@ -43,7 +43,8 @@ class Sample:
 @section
 class Data:
     competition: Annotated[Str, Field(min_length=1)]
-    source: Literal["auto", "kaggle", "sample"]
+    source: Literal["auto", "local", "kaggle", "sample"]
+    local_dir: Annotated[Str, Field(min_length=1)]
     sample: Sample
 
 

@@ -8,7 +8,7 @@ gets test_labels.csv, so that its test score can be measured.
 import argparse
 
 from . import config, stage_process
-from .raw_data import download_kaggle, write_sample
+from .raw_data import copy_local, download_kaggle, write_sample
 from .source_record import recorded_source
 
 
@@ -20,7 +20,9 @@ def main():
     with stage_process.stage("download"):
         params = config.load_params()
         source = recorded_source(args.source_json)
-        if source == "kaggle":
+        if source == "local":
+            copy_local(params.data.local_dir, args.out_dir)
+        elif source == "kaggle":
             download_kaggle(params.data.competition, args.out_dir, params.runtime.kaggle)
         else:
             write_sample(args.out_dir, params.data.sample)

@@ -11,8 +11,28 @@ import numpy as np
 from .atomic import atomic_dir
 from .competition_csv import SUBMISSION_HEADER, TEST_HEADER, TRAIN_HEADER, write_csv
 from .kaggle_access import KaggleError, connect, plain_errors, with_retries
+from .stage_process import UserError
 
 COMPETITION_FILES = ("train.csv", "test.csv", "sample_submission.csv")
+
+
+def holds_competition_files(folder):
+    """Whether folder has the three competition files."""
+    return all((Path(folder) / name).is_file() for name in COMPETITION_FILES)
+
+
+def copy_local(folder, out_dir):
+    """Copy the competition files from folder (data.local_dir, such as a Kaggle Notebook's input) into out_dir, whole
+    or not at all; prepare then checks them cell by cell, as it does a download."""
+    missing = [name for name in COMPETITION_FILES if not (Path(folder) / name).is_file()]
+    if missing:
+        raise UserError(
+            f"{folder}: no {', '.join(missing)} there (data.local_dir in params.yaml); "
+            f"it must hold {', '.join(COMPETITION_FILES)}"
+        )
+    with atomic_dir(out_dir) as tmp:
+        for name in COMPETITION_FILES:
+            shutil.copyfile(Path(folder) / name, tmp / name)
 
 
 def download_kaggle(competition, out_dir, retry):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import config, stage_process
 from .kaggle_access import exposed_credentials_warnings, kaggle_credentials_found, unusable_credentials
+from .raw_data import holds_competition_files
 from .source_record import read_source, write_source
 
 HOW_TO_SWITCH = (
@@ -19,20 +20,23 @@ HOW_TO_SWITCH = (
 )
 
 
-def choose_source(requested, credentials_found, previous_source=None, raw_data_here=False):
+def choose_source(requested, credentials_found, previous_source=None, raw_data_here=False, local_dir=None):
     """The source to use, and one sentence saying why.
 
-    previous_source is the last run's decision; with raw_data_here, the data it downloaded is in
-    the workspace. That keeps a teammate who pulled the team's Kaggle data from a DVC remote, and
-    has no Kaggle account, on that data rather than rerunning everything on the sample.
+    local_dir is data.local_dir when it holds the competition files, else None. previous_source is
+    the last run's decision; with raw_data_here, the data it fetched is in the workspace. That keeps
+    a teammate who pulled the team's Kaggle data from a DVC remote, and has no Kaggle account, on
+    that data rather than rerunning everything on the sample.
     """
     if requested != "auto":
         return requested, f"data.source is '{requested}'."
+    if local_dir:
+        return "local", f"the competition files are in {local_dir} (data.local_dir; data.source: auto)."
     if credentials_found:
         return "kaggle", "Kaggle credentials were found (data.source: auto)."
-    if previous_source == "kaggle" and raw_data_here:
-        return "kaggle", (
-            "No Kaggle credentials were found, but the Kaggle data is already here (from a previous run or "
+    if previous_source in ("kaggle", "local") and raw_data_here:
+        return previous_source, (
+            "No Kaggle credentials were found, but the competition data is already here (from a previous run or "
             "`dvc pull`), so it is kept (data.source: auto)."
         )
     return "sample", (
@@ -50,8 +54,13 @@ def main():
         # The whole of params.yaml, though this stage reads one param: it runs first in every `dvc repro` and
         # `dvc exp run`, so a bad param stops the run here, before DVC removes any stage's outputs.
         params = config.load_params()
+        local_dir = params.data.local_dir if holds_competition_files(params.data.local_dir) else None
         source, reason = choose_source(
-            params.data.source, kaggle_credentials_found(), read_source(args.out), Path(args.raw_dir).is_dir()
+            params.data.source,
+            kaggle_credentials_found(),
+            read_source(args.out),
+            Path(args.raw_dir).is_dir(),
+            local_dir,
         )
         print(f"source: using '{source}'. {reason} {HOW_TO_SWITCH}")
         # Here, since this stage runs on every `dvc repro`. A broken credential file is named and passed over:

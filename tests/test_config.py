@@ -13,7 +13,8 @@ RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
 # At least one bad value for every param in params.yaml, and what the message says of it.
 BAD = {
     "data.competition": ("", "at least 1 character"),
-    "data.source": ("kagle", "'auto', 'kaggle' or 'sample'"),
+    "data.source": ("kagle", "'auto', 'local', 'kaggle' or 'sample'"),
+    "data.local_dir": ("", "at least 1 character"),
     "data.sample.test_rows": (0, "greater than or equal to 10"),
     "data.sample.seed": (-1, "greater than or equal to 0"),
     "prepare.val_fraction": (1.5, "less than 1"),

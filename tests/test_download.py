@@ -335,3 +335,16 @@ def test_a_broken_kaggle_json_is_named_when_kaggle_is_asked_for(tmp_path):
     )
     assert len(result.stderr.splitlines()) == 1
     assert data_left(workdir) == ["source.json"]
+
+
+def test_the_local_source_copies_the_competition_files_byte_identical(tmp_path, competition_zip):
+    local = tmp_path / "input" / "digit-recognizer"
+    with zipfile.ZipFile(competition_zip) as archive:
+        archive.extractall(local)
+    workdir = workdir_for(tmp_path, "local", **{"data.local_dir": str(local)})
+    result = run_download(workdir, environment_without_kaggle(tmp_path / "home"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "download: local data written to data/raw\n"
+    sums = dict(line.split()[::-1] for line in (competition_zip.parent / "SHA256SUMS").read_text().splitlines())
+    for name in ("train.csv", "test.csv", "sample_submission.csv"):
+        assert hashlib.sha256((workdir / "data" / "raw" / name).read_bytes()).hexdigest() == sums[name]

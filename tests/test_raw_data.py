@@ -67,3 +67,21 @@ def test_a_missing_file_is_named(tmp_path):
     path = archive(tmp_path, ["train.csv", "sample_submission.csv"])
     with pytest.raises(KaggleError, match="the archive lacks test.csv"):
         extract_competition_files(path, tmp_path / "raw")
+
+
+def test_a_local_folder_is_copied_whole_and_one_missing_a_file_is_named(tmp_path):
+    from src.raw_data import copy_local
+    from src.stage_process import UserError
+
+    local = tmp_path / "input"
+    local.mkdir()
+    for name in COMPETITION_FILES:
+        (local / name).write_bytes(f"{name}\r\n".encode())
+    copy_local(local, tmp_path / "raw")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "raw").iterdir()} == {
+        name: (local / name).read_bytes() for name in COMPETITION_FILES
+    }
+    (local / "test.csv").unlink()
+    with pytest.raises(UserError, match=rf"^{local}: no test.csv there \(data.local_dir in params.yaml\)"):
+        copy_local(local, tmp_path / "raw2")
+    assert not (tmp_path / "raw2").exists()

@@ -23,7 +23,7 @@ def test_an_explicit_source_wins(requested):
 def test_auto_without_credentials_keeps_the_kaggle_data_already_here():
     # A teammate who pulled the team's Kaggle data from the DVC remote, with no Kaggle account.
     source, reason = choose_source("auto", credentials_found=False, previous_source="kaggle", raw_data_here=True)
-    assert source == "kaggle" and "the Kaggle data is already here (from a previous run or `dvc pull`)" in reason
+    assert source == "kaggle" and "the competition data is already here (from a previous run or `dvc pull`)" in reason
 
 
 @pytest.mark.parametrize("previous_source, raw_data_here", [("kaggle", False), ("sample", True), (None, True)])
@@ -117,3 +117,25 @@ def test_the_stage_refuses_a_source_it_does_not_know_and_records_nothing(tmp_pat
     [message] = result.stderr.splitlines()
     assert message.startswith("source: error: params.yaml: data.source is 'kagle'")
     assert result.stdout == "" and not (workdir / "data").exists()
+
+
+def test_auto_prefers_the_competition_files_already_here():
+    source, reason = choose_source("auto", True, local_dir="/kaggle/input/digit-recognizer")
+    assert source == "local" and "/kaggle/input/digit-recognizer" in reason
+    assert choose_source("auto", False, "local", raw_data_here=True)[0] == "local"  # pulled, the folder gone
+    assert choose_source("sample", True, local_dir="/kaggle/input/digit-recognizer")[0] == "sample"
+
+
+def test_the_stage_chooses_a_local_folder_that_holds_the_files_and_says_why(tmp_path):
+    workdir = make_workdir(tmp_path / "project")
+    local = tmp_path / "input"
+    local.mkdir()
+    set_param(workdir, "data.local_dir", str(local))
+    env = environment_without_kaggle(tmp_path / "home")
+    result = run_module(workdir, "src.source", "data/source.json", "data/raw", env=env)
+    assert "using 'sample'" in result.stdout  # an empty folder is no source
+    for name in ("train.csv", "test.csv", "sample_submission.csv"):
+        (local / name).write_text("")
+    result = run_module(workdir, "src.source", "data/source.json", "data/raw", env=env)
+    assert result.stdout.startswith(f"source: using 'local'. the competition files are in {local}")
+    assert read_source(workdir / "data" / "source.json") == "local"

@@ -39,21 +39,13 @@ def project(tmp_path):
     return workdir, write(workdir / "submission.csv", ["ImageId", "Label"], [(i, i % 10) for i in range(1, 6)])
 
 
+def submit_arguments(submission):
+    """src.submit's arguments, as the tests run it: a quick poll."""
+    return ["-f", submission, "--sample", "sample_submission.csv", "-m", "seed CNN", "--poll", "0.05"]
+
+
 def run_submit(workdir, submission, env, *options):
-    return run_module(
-        workdir,
-        "src.submit",
-        "-f",
-        submission,
-        "--sample",
-        "sample_submission.csv",
-        "-m",
-        "seed CNN",
-        "--poll",
-        "0.05",
-        *options,
-        env=env,
-    )
+    return run_module(workdir, "src.submit", *submit_arguments(submission), *options, env=env)
 
 
 def submit(tmp_path, env):
@@ -325,19 +317,7 @@ def test_ctrl_c_stops_the_wait_and_leaves_the_row_pending(tmp_path, kaggle_serve
     kaggle_server.pending_polls = math.inf
     workdir, submission = project(tmp_path)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "src.submit",
-            "-f",
-            submission,
-            "--sample",
-            "sample_submission.csv",
-            "-m",
-            "seed CNN",
-            "--poll",
-            "0.05",
-        ],
+        [sys.executable, "-m", "src.submit", *map(str, submit_arguments(submission))],
         cwd=workdir,
         env={**kaggle_env, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
