@@ -43,7 +43,8 @@ def test_a_teammate_without_kaggle_pulls_the_team_cache_and_reruns_nothing(kaggl
     output = repro(teammate, no_credentials)
 
     assert stages_run(output) == ["source"], output
-    assert "source: using 'kaggle'. No Kaggle credentials were found, but the competition data is already here" in output
+    expected = "source: using 'kaggle'. No Kaggle credentials were found, but the competition data is already here"
+    assert expected in output
     for stage in ("download", "prepare", "train@base-42", "evaluate", "predict"):
         assert f"Stage '{stage}' didn't change, skipping" in output
     for name in SHARED_OUTPUTS:
