@@ -28,20 +28,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from recipes import exp_run_command  # noqa: E402
-
 from kaggle_server import FakeKaggle  # noqa: E402
+from recipes import exp_run_command  # noqa: E402
 
 STAGE_STARTS = re.compile(r"^Running stage '([^']+)'")
 
 
-def commands(recipe, seeds, final_fit):
+def commands(recipe, seeds, variants, final_fit):
     """The pipeline's commands, as a user types them, paired with a name for the timings."""
     if not recipe:
         return [("repro", "dvc repro")]
-    lines = [(recipe, exp_run_command(recipe, seeds))]
+    lines = [(recipe, exp_run_command(recipe, seeds, variants))]
     if final_fit:
-        lines.append((f"{recipe}-final-fit", exp_run_command(recipe, seeds, final_fit=True)))
+        lines.append((f"{recipe}-final-fit", exp_run_command(recipe, seeds, variants, final_fit=True)))
     return lines
 
 
@@ -70,8 +69,9 @@ def timed_run(command, clone, env, timings, save):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zip", default=ROOT.parent / "shared" / "data" / "digit-recognizer.zip", type=Path)
-    parser.add_argument("--recipe", help="a bench/recipes.py recipe, run with its `dvc exp run` line")
+    parser.add_argument("--recipe", help="a file in recipes/, run with its `dvc exp run` line")
     parser.add_argument("--seeds", nargs="+", type=int, help="with --recipe: the ensemble's seeds")
+    parser.add_argument("--variants", nargs="+", help="with --recipe: the variants each seed trains")
     parser.add_argument("--final-fit", action="store_true", help="with --recipe: then its final fit")
     parser.add_argument("--workdir", type=Path, help="keep the clone here, and resume in it")
     args = parser.parse_args()
@@ -93,7 +93,7 @@ def main():
                 for field, value in (("NAME", "bench"), ("EMAIL", "bench@localhost"))
             }
         )
-        for name, command in commands(args.recipe, args.seeds, args.final_fit):
+        for name, command in commands(args.recipe, args.seeds, args.variants, args.final_fit):
             entry = record.setdefault(name, {"command": command, "done": False, "attempts": 0, "seconds": {}})
             if entry["done"]:
                 continue

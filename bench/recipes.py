@@ -1,4 +1,4 @@
-"""Train recipes on the real train.csv and score them on the pipeline's fixed holdout.
+"""Train the recipes in recipes/ on the real train.csv and score them on the pipeline's fixed holdout.
 
 The holdout is the `prepare` stage's validation split (params.yaml `prepare`), which no
 recipe here trains on; schedules other than plateau never look at it either. Each run is
@@ -9,7 +9,8 @@ benchmark can be stopped and resumed, and ensembles can grow a member at a time.
     python bench/recipes.py                        # every recipe, one seed each
     python bench/recipes.py champion --seeds 1 2 3 4 5
     python bench/recipes.py champion --seeds 1 2 3 --tta-shift 1   # also with test-time augmentation
-    python bench/recipes.py --command champion     # the `dvc exp run` line for a recipe (--final-fit too)
+    python bench/recipes.py champion_long --variants base45 slant upright plain   # the mix
+    python bench/recipes.py --command champion --seeds 42 43 44 45   # its `dvc exp run` line (--final-fit too)
     python bench/recipes.py gpu --seeds 1 2 3 --jobs 3   # a GPU machine: runs side by side
 
 It prints one table row per run and per ensemble: holdout accuracy and errors, training
@@ -30,109 +31,39 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.990, 0.995)
+sys.path.insert(0, str(ROOT))
+from src import config  # noqa: E402  (this script runs from bench/, and config imports no TensorFlow)
 
-# The issue's augmentation, rotation 15° and zoom .15, over 30 epochs as Deotte trained:
-# seed 42 went from 36 holdout errors to 30.
-CHAMPION_LONG = {
-    "train.arch": "bn_cnn",
-    "train.learning_rate": 0.002,
-    "train.schedule": "one_cycle",
-    "train.warmup_fraction": 0.2,
-    "train.epochs": 30,
-    "train.augment.rotation": 15,
-    "train.augment.zoom": 0.15,
-    "train.augment.shift": 0.1,
-}
-# Overrides of params.yaml, as `dvc exp run -S` takes them.
-RECIPES = {
-    # The seed recipes as they were, float32 throughout: speed-ups are measured against them.
-    "seed_mlp": {"train.arch": "mlp", "train.precision": "float32", "ensemble.precision": "float32"},
-    "seed_cnn": {"train.arch": "cnn", "train.precision": "float32", "ensemble.precision": "float32"},
-    "fast": {  # to 99% soonest: no augmentation, which pays off only over many epochs
-        "train.arch": "fast_cnn",
-        "train.batch_size": 128,
-        "train.learning_rate": 0.0015,
-        "train.schedule": "one_cycle",
-        "train.warmup_fraction": 0.2,
-        "train.epochs": 4,
-    },
-    "champion": {
-        "train.arch": "bn_cnn",
-        "train.learning_rate": 0.002,
-        "train.schedule": "one_cycle",
-        "train.warmup_fraction": 0.2,
-        "train.epochs": 20,
-        "train.augment.rotation": 10,
-        "train.augment.zoom": 0.1,
-        "train.augment.shift": 0.1,
-    },
-    "champion_long": CHAMPION_LONG,
-    # champion_long, each seed trained for 45 epochs, on slanted digits too, on digits only
-    # shifted, and on the digits as given (variants base45, slant, upright, plain): they make
-    # different mistakes, so their average corrects more.
-    "champion_mix": {**CHAMPION_LONG, "ensemble.variants": ["base45", "slant", "upright", "plain"]},
-    # To 99.5% soonest on a GPU, where an epoch takes half a second and compiling the step
-    # most of the time. No augmentation, and float32, which compiled sooner on an H100 and ran as fast.
-    "gpu": {
-        "train.arch": "bn_cnn",
-        "train.batch_size": 256,
-        "train.lr_scaling.rule": "sqrt",
-        "train.learning_rate": 0.002,
-        "train.schedule": "one_cycle",
-        "train.warmup_fraction": 0.2,
-        "train.epochs": 20,
-        "train.precision": "float32",
-    },
-}
+RECIPES = config.recipe_names(ROOT / "recipes")
 BASELINE = "seed_cnn"
-CHAMPION, CHAMPION_SEEDS = "champion_mix", [42, 43, 44, 45]  # the README's champion preset
+# The README's champions: a recipe and the members it trains (variants x seeds).
+CHAMPION = ("champion", ["base"], [42, 43, 44, 45])
+MIX = ("champion_long", ["base45", "slant", "upright", "plain"], [42, 43, 44, 45])
 
 
-def recipe_params(recipe):
-    """params.yaml with the recipe's overrides applied, as `dvc exp run -S` applies them: a config.Params."""
-    from src import config
-
-    try:
-        return config.load(ROOT / "params.yaml", RECIPES[recipe])
-    except config.ConfigError as error:
-        raise config.ConfigError(f"recipe {recipe}: {error}") from None
+def recipe_params(recipe, variants=None):
+    """params.yaml with the recipe's file applied, as the pipeline reads them after `-S recipe=<recipe>`, and
+    these ensemble.variants when given: a config.Params."""
+    return config.load(
+        ROOT / "params.yaml", {"recipe": recipe, **({"ensemble.variants": variants} if variants else {})}
+    )
 
 
-def exp_run_settings(recipe, seeds=None, final_fit=False):
-    """The `-S` settings of the recipe's `dvc exp run` line: its overrides, the seeds, the final-fit switch.
-
-    `dvc exp run -S` leaves its values in params.yaml, so the line also sets each param
-    that another recipe or a final fit changes back to params.yaml's own value: run after
-    any other recipe's line, it trains what it trains in a fresh clone.
-    """
-    from src import config
-
-    defaults = config.flat(yaml.safe_load((ROOT / "params.yaml").read_text()))  # as written: 0, not 0.0
-    settings = dict(RECIPES[recipe])
-    for dotted in (dotted for other in RECIPES.values() for dotted in other):
-        settings.setdefault(dotted, defaults[dotted])
-    settings["ensemble.seeds"] = list(seeds) if seeds else defaults["ensemble.seeds"]
-    settings["train.final_fit"] = final_fit
-    return settings
-
-
-def exp_run_command(recipe, seeds=None, final_fit=False):
-    """The `dvc exp run` line that trains the recipe in the pipeline; with final_fit, on all of train.csv."""
-
-    def written(value):  # as the override grammar of `-S` reads it back
-        if isinstance(value, bool):
-            return str(value).lower()
-        if isinstance(value, list):
-            return f"[{','.join(map(str, value))}]"
-        return str(value)
-
-    name = f"{recipe}-final-fit" if final_fit else recipe
-    settings = exp_run_settings(recipe, seeds, final_fit)
-    return f"dvc exp run -n {name} " + " ".join(f"-S '{dotted}={written(value)}'" for dotted, value in settings.items())
+def exp_run_command(recipe, seeds=None, variants=None, final_fit=False):
+    """The `dvc exp run` line that trains the recipe in the pipeline, with these members when they are not
+    params.yaml's; with final_fit, on all of train.csv."""
+    defaults = config.load(ROOT / "params.yaml").ensemble
+    settings = [f"recipe={recipe}"]
+    if variants and tuple(variants) != defaults.variants:
+        settings.append(f"'ensemble.variants=[{','.join(variants)}]'")
+    if seeds and tuple(seeds) != defaults.seeds:
+        settings.append(f"'ensemble.seeds=[{','.join(map(str, seeds))}]'")
+    if final_fit:
+        settings.append("train.final_fit=true")
+    return "dvc exp run " + " ".join(f"-S {setting}" for setting in settings)
 
 
 def prepare_holdout(zip_path, out_dir):
@@ -211,14 +142,14 @@ def device_name():
     return f"{cpu}, {len(os.sched_getaffinity(0))} cores"
 
 
-def run_all(recipe, seeds, prepared, results, jobs):
-    """[(result, holdout probabilities)] per member, one for each of the recipe's ensemble.variants
-    and each seed, training the missing runs up to `jobs` at a time.
+def run_all(recipe, variants, seeds, prepared, results, jobs):
+    """[(result, holdout probabilities)] per member, one for each variant (params.yaml's ensemble.variants when
+    None) and each seed, training the missing runs up to `jobs` at a time.
 
     Side by side suits a GPU, which one small net leaves mostly idle; the table says so, as
     each run's timing then shares the device.
     """
-    members = recipe_members(recipe, seeds)
+    members = recipe_members(recipe, variants, seeds)
     outs = [run_dir(results, recipe, variant, seed) for variant, seed in members]
     missing = [(member, out) for member, out in zip(members, outs, strict=True) if not (out / "result.json").exists()]
     side_by_side = min(jobs, len(missing))
@@ -248,10 +179,10 @@ def run_all(recipe, seeds, prepared, results, jobs):
     return [(json.loads((out / "result.json").read_text()), np.load(out / "probabilities.npy")) for out in outs]
 
 
-def recipe_members(recipe, seeds):
-    """[(variant, seed)]: the recipe's ensemble members from these seeds, as the pipeline's are."""
-    variants = recipe_params(recipe).ensemble.variants
-    return [(variant, seed) for variant in variants for seed in seeds]
+def recipe_members(recipe, variants, seeds):
+    """[(variant, seed)]: the members of the recipe trained as these variants from these seeds, as the pipeline
+    names them; params.yaml's variants by default."""
+    return [(variant, seed) for variant in recipe_params(recipe, variants).ensemble.variants for seed in seeds]
 
 
 def run_dir(results, recipe, variant, seed):
@@ -311,6 +242,7 @@ def main():
     parser.add_argument(
         "--seeds", nargs="+", type=int, default=[42], help="one run per seed; 2+ also score the ensemble"
     )
+    parser.add_argument("--variants", nargs="+", help="the variants each seed trains; params.yaml's by default")
     parser.add_argument("--zip", type=Path, default=ROOT.parent / "shared" / "data" / "digit-recognizer.zip")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="finished runs, reused")
     parser.add_argument("--tta-shift", type=int, default=0, help="also score with test-time augmentation")
@@ -323,12 +255,11 @@ def main():
         parser.error(
             f"unknown recipe {sorted(set(args.recipes) - set(RECIPES))[0]!r}; choose from {', '.join(RECIPES)}"
         )
-    sys.path.insert(0, str(ROOT))
     if args.child:
         recipe, variant, seed, prepared, out, side_by_side = args.child
         return run_one(recipe, variant, int(seed), Path(prepared), Path(out), int(side_by_side))
     if args.command:
-        return print(exp_run_command(args.command, args.seeds if len(args.seeds) > 1 else None, args.final_fit))
+        return print(exp_run_command(args.command, args.seeds, args.variants, args.final_fit))
     from src.scoring import score  # after the quick answers: it loads TensorFlow
 
     prepared = args.out / "holdout"
@@ -345,7 +276,7 @@ def main():
     baseline_file = run_dir(args.out, BASELINE, "base", args.seeds[0]) / "result.json"
     baseline = json.loads(baseline_file.read_text()) if baseline_file.exists() else None
     for recipe in args.recipes:
-        runs = run_all(recipe, args.seeds, prepared, args.out, args.jobs)
+        runs = run_all(recipe, args.variants, args.seeds, prepared, args.out, args.jobs)
         if recipe == BASELINE:
             baseline = runs[0][0]
         augmented = [

@@ -4,6 +4,9 @@ Every section is checked whole before a stage does any work: an unknown key, a w
 or a value out of range is a ConfigError whose one-line message names the dotted param.
 pydantic (already installed with DVC) does the type and range checks; the relations between
 params are checked here.
+
+`recipe` names a file in recipes/ whose changes apply over params.yaml's values: a named way to
+train the members, kept as a small file instead of a long `dvc exp run -S ...` line.
 """
 
 import dataclasses
@@ -18,6 +21,11 @@ from pydantic.dataclasses import dataclass
 from .stage_process import UserError
 
 PARAMS_FILE = Path("params.yaml")
+RECIPES_DIR = "recipes"
+# What a recipe may change. The members themselves (ensemble.seeds and ensemble.variants) stay params.yaml's:
+# DVC builds the train stage's matrix from params.yaml before any stage runs, so a recipe file cannot add one.
+RECIPE_SECTIONS = {"train", "ensemble", "evaluate"}
+MEMBERS = {"seeds", "variants"}
 
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]  # an int is a float too
@@ -32,6 +40,11 @@ section = dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 
 class ConfigError(UserError, ValueError):
     """params.yaml asks for something this pipeline cannot do; the message names the dotted param."""
+
+
+class RecipeError(ConfigError):
+    """The recipe file that params.yaml names asks for something this pipeline cannot do; the message names the
+    file and the dotted param."""
 
 
 @section
@@ -137,9 +150,10 @@ class Runtime:
 
 @dataclasses.dataclass(frozen=True)
 class Params:
-    """All of params.yaml. `variants` holds each variant's changes to `train`, as written;
-    member_train(variant) gives the whole `train` section that a member of it trains with."""
+    """All of params.yaml, with its recipe's changes in. `variants` holds each variant's changes to `train`, as
+    written; member_train(variant) gives the whole `train` section that a member of it trains with."""
 
+    recipe: str
     data: Data
     prepare: Prepare
     ensemble: Ensemble
@@ -153,48 +167,103 @@ class Params:
         return _variant_train(self.train, self.variants, variant)
 
 
-SECTIONS = {field.name: field.type for field in dataclasses.fields(Params) if field.name != "variants"}
+SECTIONS = {field.name: field.type for field in dataclasses.fields(Params) if field.name not in ("recipe", "variants")}
+RecipeName = Annotated[Str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 def load(path=PARAMS_FILE, overrides=None):
     """params.yaml at path as Params, with `overrides` ({"train.epochs": 2, ...}) put in first, as `dvc exp run -S`
-    does; raises ConfigError."""
+    does, then its recipe's changes; raises ConfigError (RecipeError for the recipe file's own faults)."""
+    raw = with_overrides(read_yaml(path), overrides or {})
+    params = parse(raw, relations=False)
+    recipe_file = Path(path).parent / RECIPES_DIR / f"{params.recipe}.yaml"
+    if not recipe_file.exists():
+        known = ", ".join(recipe_names(recipe_file.parent)) or "none"
+        raise ConfigError(
+            f"recipe is {params.recipe!r}, but there is no {RECIPES_DIR}/{params.recipe}.yaml; the recipes are {known}"
+        )
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        changes = read_yaml(recipe_file)
+        merged = with_recipe(raw, changes) if changes else None
+        if merged:
+            return parse(merged)
+    except ConfigError as error:
+        raise RecipeError(f"with {RECIPES_DIR}/{params.recipe}.yaml: {error}") from None
+    return parse(raw)
+
+
+def read_yaml(path):
+    try:
+        return yaml.safe_load(Path(path).read_text())
     except OSError as error:
         raise ConfigError(f"cannot read it: {error.strerror}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"not valid YAML{where}: {getattr(error, 'problem', None) or error}") from None
-    return parse(with_overrides(raw, overrides or {}))
+
+
+def with_recipe(raw, changes):
+    """raw params.yaml content with a recipe file's changes put in; ConfigError names a change it may not make."""
+    if not isinstance(changes, dict):
+        raise ConfigError(f"it must be a mapping of the sections it changes: {', '.join(sorted(RECIPE_SECTIONS))}")
+    result = dict(raw)
+    for name, section_changes in changes.items():
+        if name not in RECIPE_SECTIONS:
+            raise ConfigError(f"{name}: a recipe changes only {', '.join(sorted(RECIPE_SECTIONS))}")
+        if not isinstance(section_changes, dict):
+            raise ConfigError(f"{name} must be a mapping of the params it changes")
+        if name == "ensemble" and MEMBERS & set(section_changes):
+            member = sorted(MEMBERS & set(section_changes))[0]
+            raise ConfigError(
+                f"ensemble.{member}: a recipe does not choose the members, because DVC builds the train stages from "
+                f"params.yaml; set it there or with dvc exp run -S"
+            )
+        result[name] = changed(raw.get(name) or {}, section_changes, name, name)
+    return result
+
+
+def recipe_names(recipes_dir):
+    """The recipes in recipes_dir, by name."""
+    return sorted(path.stem for path in Path(recipes_dir).glob("*.yaml"))
 
 
 def load_params(path=PARAMS_FILE):
     """load(path) for a stage or command: a ConfigError names the file too."""
     try:
         return load(path)
+    except RecipeError as error:
+        raise RecipeError(f"{path} {error}") from None
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
 
 
-def parse(raw):
-    """Params from params.yaml's content; raises ConfigError."""
+def parse(raw, relations=True):
+    """Params from params.yaml's content; raises ConfigError. Without relations, each value is checked alone, as
+    before a recipe's changes are in."""
     if not isinstance(raw, dict):
         raise ConfigError("it must be a mapping of sections: " + ", ".join([*SECTIONS, "variants"]))
-    unknown = sorted(set(raw) - {*SECTIONS, "variants"})
+    unknown = sorted(set(raw) - {"recipe", *SECTIONS, "variants"})
     if unknown:
-        raise ConfigError(f"{unknown[0]}: no such section; the sections are {', '.join([*SECTIONS, 'variants'])}")
+        raise ConfigError(
+            f"{unknown[0]}: no such section; the sections are {', '.join(['recipe', *SECTIONS, 'variants'])}"
+        )
+    if "recipe" not in raw:
+        raise ConfigError(f"recipe is missing; name a file in {RECIPES_DIR}/, or default")
+    recipe = checked(RecipeName, raw["recipe"], "recipe")
     sections = {name: checked(kind, raw.get(name), name) for name, kind in SECTIONS.items()}
     variants = raw.get("variants") or {}
     if not isinstance(variants, dict) or not all(isinstance(v, dict) or v is None for v in variants.values()):
         raise ConfigError(
             "variants: each variant must be a mapping of the `train` params it changes, as {} or {epochs: 45}"
         )
-    params = Params(variants={name: changes or {} for name, changes in variants.items()}, **sections)
-    check_train(params.train, "train")
+    params = Params(recipe=recipe, variants={name: changes or {} for name, changes in variants.items()}, **sections)
     for name in params.variants:
-        check_train(params.member_train(name), f"variants.{name}")
+        params.member_train(name)  # each variant's changes name params, and its values are in range
+    if relations:
+        check_train(params.train, "train")
+        for name in params.variants:
+            check_train(params.member_train(name), f"variants.{name}")
     undefined = [name for name in params.ensemble.variants if name not in params.variants]
     if undefined:
         raise ConfigError(
@@ -265,17 +334,17 @@ def _variant_train(train, variants, variant):
     return checked(Train, merged, f"variants.{variant}")
 
 
-def changed(values, changes, where):
+def changed(values, changes, where, section="train"):
     """values (a nest of dicts) with changes, a nest of some of the same keys, put in; ConfigError names a
     change that matches no param."""
     result = dict(values)
     for key, value in changes.items():
         if key not in values or isinstance(values[key], dict) != isinstance(value, dict):
             raise ConfigError(
-                f"{where}.{key}: changes no param: `train` has no {key!r} there"
+                f"{where}.{key}: changes no param: `{section}` has no {key!r} there"
                 + (" but a section" if key in values else "")
             )
-        result[key] = changed(values[key], value, f"{where}.{key}") if isinstance(value, dict) else value
+        result[key] = changed(values[key], value, f"{where}.{key}", section) if isinstance(value, dict) else value
     return result
 
 

@@ -16,7 +16,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("members_dir", help="the train stages' models, <variant>-<seed>.keras")
     parser.add_argument("prepared_dir")
-    parser.add_argument("eval_dir", help="gets metrics.json, classification_report.txt and plots/")
+    parser.add_argument("eval_dir", help="gets metrics.json, scores.json, classification_report.txt and plots/")
     args = parser.parse_args()
     with stage_process.stage("evaluate"):
         params = config.load_params()
@@ -33,6 +33,7 @@ def main():
             prepared / "val.npz",
             prepared / "test.npz",
             out / "metrics.json",
+            out / "scores.json",
             out / "classification_report.txt",
             out / "plots",
             params.evaluate.max_misclassified,

@@ -6,16 +6,19 @@ from . import config, stage_process
 from .device_policy import configure_threads, precision_policy
 from .ensemble import member_paths, member_probabilities
 from .prepared_data import load_split
+from .provenance import git_revision, running_experiment
 from .source_record import recorded_source
 from .submission import write_submission
 
 
-def predict(model_paths, test_npz, sample_csv, source, submission_csv, batch_size, tta_shift=0, policy="float32"):
+def predict(
+    model_paths, test_npz, sample_csv, source, submission_csv, batch_size, tta_shift=0, policy="float32", made_by=None
+):
     """Write submission_csv from the ensemble of model_paths, computing in `policy`, with test-time augmentation
     if tta_shift (see ensemble.member_probabilities); see submission.write_submission."""
     images = load_split(test_npz)["x"]
     labels = member_probabilities(model_paths, images, batch_size, tta_shift, policy).mean(axis=0).argmax(axis=1)
-    return write_submission(submission_csv, labels, sample_csv, source)
+    return write_submission(submission_csv, labels, sample_csv, source, made_by)
 
 
 def main():
@@ -39,6 +42,7 @@ def main():
             params.runtime.inference_batch_size,
             params.ensemble.tta_shift,
             precision_policy(params.ensemble.precision),
+            made_by={"params": config.flat(params), "git_rev": git_revision(), "experiment": running_experiment()},
         )
         print(f"predict: wrote {len(submission)} rows, built from the {source} data, to {args.submission_csv}")
 

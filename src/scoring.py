@@ -27,6 +27,9 @@ def labelled_splits(val_npz, test_npz):
     return {name: (split["x"], split["y"]) for name, split in splits.items()}
 
 
+HEADLINE = ("accuracy", "errors", "loss")
+
+
 def accuracy_interval(errors, images):
     """{"low", "high"}: the 95% confidence interval of the accuracy that made `errors` in `images` digits.
     Clopper-Pearson's exact interval, as the normal approximation fails at a few errors in thousands."""
@@ -74,6 +77,7 @@ def evaluate(
     val_npz,
     test_npz,
     metrics_path,
+    scores_path,
     report_path,
     plots_dir,
     max_misclassified,
@@ -82,10 +86,15 @@ def evaluate(
     batch_size=1024,
 ):
     """Score the ensemble of model_paths, and with two or more members each member alone;
-    computing in the dtype policy, with test-time augmentation if tta_shift, as predict does."""
+    computing in the dtype policy, with test-time augmentation if tta_shift, as predict does.
+    metrics_path gets the headline of each split, which `dvc metrics show` and `dvc exp show` list;
+    scores_path all of it, returned too: intervals, image counts and each member alone."""
     metrics, reports = {}, []
     # All of it lands together, or none of it: the files are renamed into place only when the plots are drawn.
-    with atomic_dir(plots_dir) as plots, atomic_paths(report_path, metrics_path) as (report_tmp, metrics_tmp):
+    with (
+        atomic_dir(plots_dir) as plots,
+        atomic_paths(report_path, metrics_path, scores_path) as (report_tmp, metrics_tmp, scores_tmp),
+    ):
         (plots / "confusion").mkdir()
         (plots / "misclassified").mkdir()
         for name, (images, labels) in labelled_splits(val_npz, test_npz).items():
@@ -103,5 +112,7 @@ def evaluate(
                 images, labels, probabilities, plots / "misclassified" / f"{name}.png", max_misclassified
             )
         report_tmp.write_text("\n".join(reports))
-        metrics_tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+        headline = {name: {key: split[key] for key in HEADLINE} for name, split in metrics.items()}
+        metrics_tmp.write_text(json.dumps(headline, indent=2) + "\n")
+        scores_tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

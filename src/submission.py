@@ -17,10 +17,10 @@ class BuiltFromSample(UserError):
     """The file is predict's output on the offline sample's test digits, not on the competition's test set."""
 
 
-def write_submission(submission_csv, labels, sample_csv, source):
+def write_submission(submission_csv, labels, sample_csv, source, made_by=None):
     """Write submission_csv (ImageId 1..N, Label), checked against sample_csv before it lands,
     then its sidecar, which records `source` ("kaggle" or "sample") so that submit can refuse a
-    file built from the offline sample."""
+    file built from the offline sample, and made_by ({"params": ..., "git_rev": ..., "experiment": ...})."""
     submission = pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels})
     with atomic_paths(submission_csv, provenance_path(submission_csv)) as (tmp, sidecar):
         submission.to_csv(tmp, index=False)
@@ -28,7 +28,7 @@ def write_submission(submission_csv, labels, sample_csv, source):
             check_submission(tmp, sample_csv)
         except DataError as error:  # name the file the user knows, not its temporary twin
             raise DataError(str(error).replace(str(tmp), str(submission_csv))) from None
-        sidecar.write_text(provenance(tmp, source, len(submission)))
+        sidecar.write_text(provenance(tmp, source, len(submission), made_by))
     return submission
 
 
@@ -46,15 +46,16 @@ def sha256_of(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def provenance(submission_csv, source, rows):
-    """The sidecar's text for submission_csv: its source, rows, and digest."""
+def provenance(submission_csv, source, rows, made_by=None):
+    """The sidecar's text for submission_csv: its source, rows, digests, and what made it."""
     record = {
         "source": source,
         "rows": rows,
         "sha256": sha256_of(submission_csv),
         "values_sha256": values_sha256(submission_csv),
+        **(made_by or {}),
     }
-    return json.dumps(record) + "\n"
+    return json.dumps(record, indent=2) + "\n"
 
 
 def built_from_sample(submission_csv):

@@ -63,7 +63,7 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
         # dvc.yaml declares the plots itself, and `dvc exp run` already records the experiment.
         live = Live(live_dir, dvcyaml=None, save_dvc_exp=False, resume=resumed_epoch > 0)
         live.step = resumed_epoch
-        callbacks.append(DVCLiveCallback(live=live))
+        callbacks.append(LiveMetrics(live=live))
     model.fit(
         training_batches(images, labels, batch_size, seed, epoch),
         epochs=params.epochs,
@@ -124,6 +124,16 @@ def training_data(train_split, val_split, final_fit):
     if not final_fit:
         return train_split["x"], train_split["y"], (val_split["x"], val_split["y"])
     return np.concatenate([train_split["x"], val_split["x"]]), np.concatenate([train_split["y"], val_split["y"]]), None
+
+
+class LiveMetrics(DVCLiveCallback):
+    """DVCLive's Keras logger, naming the validation split's metrics val/, as the evaluate stage's are, where
+    DVCLive's own convention says eval/."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            self.live.log_metric(name.replace("val_", "val/", 1) if name.startswith("val_") else f"train/{name}", value)
+        self.live.next_step()
 
 
 class LearningRateLog(keras.callbacks.Callback):

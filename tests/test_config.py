@@ -12,6 +12,7 @@ RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 # At least one bad value for every param in params.yaml, and what the message says of it.
 BAD = {
+    "recipe": ("nope", "there is no recipes/nope.yaml; the recipes are champion, champion_long, default"),
     "data.competition": ("", "at least 1 character"),
     "data.source": ("kagle", "'auto', 'local', 'kaggle' or 'sample'"),
     "data.local_dir": ("", "at least 1 character"),
@@ -189,3 +190,64 @@ def test_flat_names_params_as_dvc_does():
     flat = config.flat(config.load(ROOT / "params.yaml"))
     assert flat["train.reduce_lr.patience"] == RAW["train"]["reduce_lr"]["patience"]
     assert flat["ensemble.seeds"] == RAW["ensemble"]["seeds"] and flat["variants.base45.epochs"] == 45
+
+
+@pytest.mark.parametrize("recipe", config.recipe_names(ROOT / "recipes"))
+def test_a_recipe_is_params_yaml_with_only_its_file_s_changes(recipe):
+    changes = yaml.safe_load((ROOT / "recipes" / f"{recipe}.yaml").read_text()) or {}
+    assert set(changes) <= config.RECIPE_SECTIONS and not config.MEMBERS & set(changes.get("ensemble", {}))
+    params = config.flat(config.load(ROOT / "params.yaml", {"recipe": recipe}))
+    assert params == {**config.flat(config.load(ROOT / "params.yaml")), **config.flat(changes), "recipe": recipe}
+
+
+def recipe_error(tmp_path, recipe_text, overrides=None):
+    (tmp_path / "recipes").mkdir(exist_ok=True)
+    (tmp_path / "recipes" / "mine.yaml").write_text(recipe_text)
+    raw = config.with_overrides(RAW, {"recipe": "mine", **(overrides or {})})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(config.RecipeError) as caught:
+        config.load_params(tmp_path / "params.yaml")
+    assert str(caught.value).startswith(f"{tmp_path / 'params.yaml'} with recipes/mine.yaml: ")
+    return str(caught.value).removeprefix(f"{tmp_path / 'params.yaml'} ")
+
+
+def test_a_recipe_s_fault_is_named_with_its_file_and_param(tmp_path):
+    assert recipe_error(tmp_path, "train: {epochs: 0}") == (
+        "with recipes/mine.yaml: train.epochs is 0; it must be greater than or equal to 1"
+    )
+    assert recipe_error(tmp_path, "train: {epoch: 3}") == (
+        "with recipes/mine.yaml: train.epoch: changes no param: `train` has no 'epoch' there"
+    )
+    assert recipe_error(tmp_path, "prepare: {seed: 1}") == (
+        "with recipes/mine.yaml: prepare: a recipe changes only ensemble, evaluate, train"
+    )
+    assert recipe_error(tmp_path, "- a list").startswith("with recipes/mine.yaml: it must be a mapping")
+    assert recipe_error(tmp_path, "train: {epochs: [3").startswith("with recipes/mine.yaml: not valid YAML at line 1")
+    assert recipe_error(tmp_path, "train: {final_fit: true}") == (
+        "with recipes/mine.yaml: train.final_fit is true with the plateau schedule, which watches the validation "
+        "split that a final fit trains on; set train.schedule to exponential or one_cycle"
+    )
+
+
+def test_a_recipe_does_not_choose_the_members_which_dvc_reads_from_params_yaml(tmp_path):
+    for member in ("seeds", "variants"):
+        assert recipe_error(tmp_path, f"ensemble: {{{member}: [1]}}").startswith(
+            f"with recipes/mine.yaml: ensemble.{member}: a recipe does not choose the members"
+        )
+
+
+def test_params_yaml_s_own_values_are_checked_before_its_recipe_s(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(config.with_overrides(RAW, {"recipe": "a b"})))
+    with pytest.raises(config.ConfigError, match=r"params.yaml: recipe is 'a b'; String should match"):
+        config.load_params(tmp_path / "params.yaml")
+    raw = config.with_overrides(RAW, {})
+    del raw["recipe"]
+    with pytest.raises(config.ConfigError, match=r"^recipe is missing; name a file in recipes/, or default$"):
+        config.parse(raw)
+
+
+def test_relations_are_checked_once_the_recipe_s_changes_are_in():
+    # params.yaml's plateau schedule would refuse a final fit; the champion recipe's one-cycle schedule allows it
+    assert config.load(ROOT / "params.yaml", {"recipe": "champion", "train.final_fit": True}).train.final_fit
+    with pytest.raises(config.RecipeError, match="^with recipes/seed_cnn.yaml: train.final_fit is true with the plat"):
+        config.load(ROOT / "params.yaml", {"recipe": "seed_cnn", "train.final_fit": True})

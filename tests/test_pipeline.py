@@ -1,6 +1,7 @@
 """End to end: `dvc repro` in a temporary git copy of this repo, on the offline sample, one epoch."""
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -12,12 +13,14 @@ import pytest
 import yaml
 
 from competition_data import zip_of
+from src import config
 from src.submission import check_submission
 from workdir import (
     ROOT,
     assert_no_secret,
     environment_without_kaggle,
     epochs_backed_up,
+    git,
     kaggle_secrets,
     project_copy,
     repro,
@@ -65,8 +68,13 @@ def test_first_repro_runs_every_stage_on_the_sample(project, first_repro):
     assert "source: using 'sample'" in first_repro
     check_submission(project / "submissions/submission.csv", project / "data/raw/sample_submission.csv")
     assert (project / "submissions/submission.csv").read_text().count("\n") == 1001
+    made_by = json.loads((project / "submissions/submission.json").read_text())
+    assert made_by["params"] == config.flat(config.load(project / "params.yaml")) and made_by["experiment"] == ""
+    assert made_by["git_rev"] == git(project, "rev-parse", "--short", "HEAD")
+    scores = yaml.safe_load((project / "eval/scores.json").read_text())
+    assert scores["val"]["images"] == 800 and scores["test"]["images"] == 1000
     metrics = yaml.safe_load((project / "eval/metrics.json").read_text())
-    assert metrics["val"]["images"] == 800 and metrics["test"]["images"] == 1000
+    assert metrics == {split: {key: scores[split][key] for key in ("accuracy", "errors", "loss")} for split in scores}
     assert metrics["test"]["accuracy"] > 0.8  # one epoch on 3,200 digits
 
 
@@ -84,7 +92,7 @@ def test_metrics_and_plots_are_shown_by_dvc(project, first_repro, offline_env):
         check=True,
     )
     html = (project / "plots_html" / "index.html").read_text()
-    for plot in ("confusion/val.csv", "misclassified/val.png", "eval/accuracy.tsv"):
+    for plot in ("confusion/val.csv", "misclassified/val.png", "val/accuracy.tsv"):
         assert plot in html, plots.stdout
 
 
@@ -135,7 +143,7 @@ def outputs_of_a_run(project):
             "submissions/submission.csv",
             "eval/metrics.json",
             "dvclive/base-7/metrics.json",
-            "dvclive/base-7/plots/metrics/eval/accuracy.tsv",
+            "dvclive/base-7/plots/metrics/val/accuracy.tsv",
             "eval/plots/confusion/val.csv",
         )
     }
@@ -175,18 +183,27 @@ def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(project,
 def test_adding_a_member_trains_only_it_and_predict_averages_the_ensemble(project, first_repro, offline_env):
     set_param(project, "ensemble.seeds", [7])
     repro(project, offline_env)
-    single = yaml.safe_load((project / "eval/metrics.json").read_text())["test"]
+    single = yaml.safe_load((project / "eval/scores.json").read_text())["test"]
     set_param(project, "ensemble.seeds", [7, 8])
     output = repro(project, offline_env)
     assert stages_run(output) == ["source", "train@base-8", "evaluate", "predict"]
     assert "Stage 'train@base-7' didn't change, skipping" in output
-    ensemble = yaml.safe_load((project / "eval/metrics.json").read_text())["test"]
+    ensemble = yaml.safe_load((project / "eval/scores.json").read_text())["test"]
     assert set(ensemble["members"]) == {"base-7", "base-8"} and ensemble["members"]["base-7"] == single["accuracy"]
     assert ensemble["accuracy"] >= min(ensemble["members"].values())
     shown = subprocess.run(
         ["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True, text=True, check=True
     ).stdout
-    assert "dvclive/base-7/metrics.json" in shown and "dvclive/base-8/metrics.json" in shown
+    assert shown.split("\n")[0].split() == [
+        "Path",
+        "test.accuracy",
+        "test.errors",
+        "test.loss",
+        "val.accuracy",
+        "val.errors",
+        "val.loss",
+    ]  # the ensemble's, not each member's
+    assert max(map(len, shown.splitlines())) <= 120
 
 
 def test_adding_a_variant_trains_only_its_members_and_changing_it_retrains_only_them(project, first_repro, offline_env):
@@ -196,7 +213,7 @@ def test_adding_a_variant_trains_only_its_members_and_changing_it_retrains_only_
     output = repro(project, offline_env)
     assert stages_run(output) == ["source", "train@slant-7", "evaluate", "predict"]
     assert "Stage 'train@base-7' didn't change, skipping" in output
-    assert set(yaml.safe_load((project / "eval/metrics.json").read_text())["test"]["members"]) == {"base-7", "slant-7"}
+    assert set(yaml.safe_load((project / "eval/scores.json").read_text())["test"]["members"]) == {"base-7", "slant-7"}
     slant = yaml.safe_load((project / "params.yaml").read_text())["variants"]["slant"]["augment"]["shear"]
     assert shear_factors(project / "models/members/slant-7.keras") == [slant]
     assert shear_factors(project / "models/members/base-7.keras") == []

@@ -54,6 +54,14 @@ def test_the_sidecar_records_the_source_rows_and_digest_of_the_file(trained_mode
     assert sorted(p.name for p in out.parent.iterdir()) == ["submission.csv", "submission.json"]  # no temporary left
 
 
+def test_the_sidecar_records_what_made_the_file(trained_model, prepared_dir, tmp_path):
+    sample = sample_submission(tmp_path / "sample_submission.csv", 100)
+    out = tmp_path / "submission.csv"
+    made_by = {"params": {"train.epochs": 3}, "git_rev": "abc1234+dirty", "experiment": "fast-1"}
+    predict([trained_model], prepared_dir / "test.npz", sample, "kaggle", out, batch_size=32, made_by=made_by)
+    assert json.loads((tmp_path / "submission.json").read_text()).items() >= made_by.items()
+
+
 def test_an_ensemble_averages_its_members_softmax(trained_model, second_member, prepared_dir, tmp_path):
     sample = sample_submission(tmp_path / "sample_submission.csv", 100)
     out = tmp_path / "submission.csv"

@@ -51,11 +51,15 @@ def test_evaluate_writes_metrics_report_and_plots(trained_model, prepared_dir, t
         prepared_dir / "val.npz",
         prepared_dir / "test.npz",
         tmp_path / "metrics.json",
+        tmp_path / "scores.json",
         tmp_path / "classification_report.txt",
         tmp_path / "plots",
         max_misclassified=20,
     )
-    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert json.loads((tmp_path / "scores.json").read_text()) == metrics
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {
+        name: {key: split[key] for key in ("accuracy", "errors", "loss")} for name, split in metrics.items()
+    }
     assert set(metrics) == {"val", "test"}  # the test split has labels here, as in the offline sample
     assert metrics["val"]["images"] == 100 and 0.5 < metrics["val"]["accuracy"] <= 1
     assert metrics["val"]["accuracy_95"] == accuracy_interval(metrics["val"]["errors"], 100)
@@ -76,6 +80,7 @@ def test_without_test_labels_only_validation_is_scored(trained_model, prepared_d
         prepared_dir / "val.npz",
         tmp_path / "test.npz",
         tmp_path / "metrics.json",
+        tmp_path / "scores.json",
         tmp_path / "report.txt",
         tmp_path / "plots",
         max_misclassified=20,
@@ -99,6 +104,7 @@ def test_an_ensemble_is_scored_with_each_member_alone(trained_model, second_memb
         prepared_dir / "val.npz",
         prepared_dir / "test.npz",
         tmp_path / "metrics.json",
+        tmp_path / "scores.json",
         tmp_path / "report.txt",
         tmp_path / "plots",
         max_misclassified=20,

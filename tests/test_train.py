@@ -96,7 +96,7 @@ def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(plateau
         "train/loss.tsv",
         "train/accuracy.tsv",
         "eval/loss.tsv",
-        "eval/accuracy.tsv",
+        "val/accuracy.tsv",
     ):
         expected = (workdir / "whole_live/plots/metrics" / curve).read_text()
         assert (workdir / "resumed_live/plots/metrics" / curve).read_text() == expected

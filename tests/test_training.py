@@ -28,8 +28,8 @@ def test_each_epoch_is_logged_for_dvc(trained_model):
     metrics = json.loads((live / "metrics.json").read_text())
     assert metrics["step"] == TINY_TRAIN.epochs - 1
     assert {"accuracy", "loss", "learning_rate"} <= set(metrics["train"])
-    assert {"accuracy", "loss"} <= set(metrics["eval"])
-    curve = (live / "plots" / "metrics" / "eval" / "accuracy.tsv").read_text().splitlines()
+    assert {"accuracy", "loss"} <= set(metrics["val"])
+    curve = (live / "plots" / "metrics" / "val" / "accuracy.tsv").read_text().splitlines()
     assert curve[0] == "step\taccuracy" and len(curve) == 1 + TINY_TRAIN.epochs
 
 

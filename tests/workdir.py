@@ -36,6 +36,7 @@ def environment_without_kaggle(home):
 def make_workdir(path):
     path.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "params.yaml", path / "params.yaml")
+    shutil.copytree(ROOT / "recipes", path / "recipes", dirs_exist_ok=True)
     return path
 
 
