@@ -63,6 +63,9 @@ def exp_run_command(recipe, seeds=None, variants=None, final_fit=False):
         settings.append(f"'ensemble.seeds=[{','.join(map(str, seeds))}]'")
     if final_fit:
         settings.append("train.final_fit=true")
+        train = recipe_params(recipe, variants).train
+        if train.schedule == "plateau" and train.reduce_lr.monitor.startswith("val_"):
+            settings.append("train.reduce_lr.monitor=loss")  # the validation split is trained on
     return "dvc exp run " + " ".join(f"-S {setting}" for setting in settings)
 
 

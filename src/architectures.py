@@ -34,7 +34,7 @@ def conv_bn(filters, size, **options):
 
 def bn_cnn():
     """Chris Deotte's CNN from "25 Million Images! [0.99757]": stacked 3x3 convs, a strided
-    5x5 conv in place of pooling, batch norm after every conv. About 99.6% alone."""
+    5x5 conv in place of pooling, batch norm after every conv."""
     return [
         *conv_bn(32, 3),  # (26, 26, 32)
         *conv_bn(32, 3),  # (24, 24, 32)

@@ -17,10 +17,9 @@ class RandomAffine(layers.Layer):
     """Keras's RandomRotation, RandomZoom, RandomTranslation and RandomShear, one after
     another, as a single transform: the same random draws, one interpolation.
 
-    Each bilinear interpolation blurs a digit: one takes a third off its mean squared
-    gradient, rotation, zoom and shift chained nearly 60%, so nets trained on the chain saw
-    blurrier digits than they label, and made more holdout errors (README: 35.75 a
-    champion_long member against 29.25). Keras has no layer for the four together;
+    Each bilinear interpolation blurs a digit, so nets trained on the chain saw blurrier
+    digits than they label, and made more holdout errors (docs/benchmarks.md, "One
+    interpolation"). Keras has no layer for the four together;
     ImageDataGenerator, as Deotte trained, also interpolated once. Digits lie on a black
     background, so the uncovered border is filled with black.
     """

@@ -223,6 +223,26 @@ def with_recipe(raw, changes):
     return result
 
 
+def check_recipe_overrides(path, committed_text):
+    """Refuse a change to params.yaml since committed_text (its text at git's HEAD) that its recipe overrides,
+    which would otherwise be silently undone: `dvc exp run -S recipe=fast -S train.epochs=8` with a recipe that
+    sets its own epochs."""
+    try:
+        committed = flat(yaml.safe_load(committed_text) or {})
+    except yaml.YAMLError:
+        return
+    raw = read_yaml(path)
+    recipe_file = Path(path).parent / RECIPES_DIR / f"{raw['recipe']}.yaml"
+    recipe = flat(read_yaml(recipe_file) or {})
+    for dotted, value in flat(raw).items():
+        if dotted in recipe and dotted in committed and committed[dotted] != value != recipe[dotted]:
+            raise ConfigError(
+                f"{path}: {dotted} is {shown(value)} here, but recipe {raw['recipe']} sets it to "
+                f"{shown(recipe[dotted])}, which wins; change it in {RECIPES_DIR}/{raw['recipe']}.yaml, or in a copy "
+                f"of that recipe"
+            )
+
+
 def recipe_names(recipes_dir):
     """The recipes in recipes_dir, by name."""
     return sorted(path.stem for path in Path(recipes_dir).glob("*.yaml"))
@@ -323,7 +343,8 @@ def check_train(train, where):
     if train.final_fit and train.schedule == "plateau" and train.reduce_lr.monitor.startswith("val_"):
         raise ConfigError(
             f"{where}.final_fit is true with the plateau schedule, which watches the validation "
-            f"split that a final fit trains on; set train.schedule to exponential or one_cycle"
+            f"split that a final fit trains on; set train.schedule to exponential or one_cycle, or "
+            f"train.reduce_lr.monitor to loss"
         )
 
 

@@ -27,7 +27,7 @@ def labelled_splits(val_npz, test_npz):
     return {name: (split["x"], split["y"]) for name, split in splits.items()}
 
 
-HEADLINE = ("accuracy", "errors", "loss")
+HEADLINE = ("accuracy", "errors")
 
 
 def accuracy_interval(errors, images):

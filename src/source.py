@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import config, stage_process
 from .kaggle_access import exposed_credentials_warnings, kaggle_credentials_found, unusable_credentials
+from .provenance import git
 from .raw_data import holds_competition_files
 from .source_record import read_source, write_source
 
@@ -54,6 +55,7 @@ def main():
         # The whole of params.yaml, though this stage reads one param: it runs first in every `dvc repro` and
         # `dvc exp run`, so a bad param stops the run here, before DVC removes any stage's outputs.
         params = config.load_params()
+        config.check_recipe_overrides(config.PARAMS_FILE, git("show", f"HEAD:./{config.PARAMS_FILE}"))
         local_dir = params.data.local_dir if holds_competition_files(params.data.local_dir) else None
         source, reason = choose_source(
             params.data.source,

@@ -1,6 +1,7 @@
 """params.yaml is checked whole, in one place: every bad value is refused with one line naming its dotted param."""
 
 import dataclasses
+import shutil
 
 import pytest
 import yaml
@@ -225,7 +226,8 @@ def test_a_recipe_s_fault_is_named_with_its_file_and_param(tmp_path):
     assert recipe_error(tmp_path, "train: {epochs: [3").startswith("with recipes/mine.yaml: not valid YAML at line 1")
     assert recipe_error(tmp_path, "train: {final_fit: true}") == (
         "with recipes/mine.yaml: train.final_fit is true with the plateau schedule, which watches the validation "
-        "split that a final fit trains on; set train.schedule to exponential or one_cycle"
+        "split that a final fit trains on; set train.schedule to exponential or one_cycle, or "
+        "train.reduce_lr.monitor to loss"
     )
 
 
@@ -251,3 +253,20 @@ def test_relations_are_checked_once_the_recipe_s_changes_are_in():
     assert config.load(ROOT / "params.yaml", {"recipe": "champion", "train.final_fit": True}).train.final_fit
     with pytest.raises(config.RecipeError, match="^with recipes/seed_cnn.yaml: train.final_fit is true with the plat"):
         config.load(ROOT / "params.yaml", {"recipe": "seed_cnn", "train.final_fit": True})
+
+
+def test_a_change_to_params_yaml_that_the_recipe_would_undo_is_refused(tmp_path):
+    committed = yaml.safe_dump(RAW)
+    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(config.with_overrides(RAW, {"recipe": "fast", "train.epochs": 8})))
+    with pytest.raises(config.ConfigError) as caught:
+        config.check_recipe_overrides(params_file, committed)
+    assert str(caught.value) == (
+        f"{params_file}: train.epochs is 8 here, but recipe fast sets it to 4, which wins; change it in "
+        "recipes/fast.yaml, or in a copy of that recipe"
+    )
+    for unrefused in ({"recipe": "fast", "train.optimizer": "nadam"}, {"recipe": "fast", "train.epochs": 4}):
+        params_file.write_text(yaml.safe_dump(config.with_overrides(RAW, unrefused)))
+        config.check_recipe_overrides(params_file, committed)  # a param fast leaves alone, or fast's own value
+    config.check_recipe_overrides(params_file, "")  # no commit to compare with

@@ -31,10 +31,11 @@ def test_dvc_reads_a_recipe_line_as_the_benchmark_trains_it(recipe, variants, se
     words = shlex.split(recipes.exp_run_command(recipe, seeds, variants, final_fit))
     apply_overrides(tmp_path / "params.yaml", [words[i + 1] for i, word in enumerate(words) if word == "-S"])
     benchmarked = recipes.recipe_params(recipe, variants)
-    if final_fit and benchmarked.train.schedule == "plateau":  # refused, naming the fix
-        with pytest.raises(config.ConfigError, match="final_fit is true with the plateau schedule"):
-            config.load(tmp_path / "params.yaml")
-        return
+    if final_fit and benchmarked.train.schedule == "plateau":  # a final fit cannot watch the validation split
+        reduce_lr = dataclasses.replace(benchmarked.train.reduce_lr, monitor="loss")
+        benchmarked = dataclasses.replace(
+            benchmarked, train=dataclasses.replace(benchmarked.train, reduce_lr=reduce_lr)
+        )
     read = config.load(tmp_path / "params.yaml")
     assert read.member_train("base") == dataclasses.replace(benchmarked.train, final_fit=final_fit)
     assert read.ensemble.members == [(v, s) for v in benchmarked.ensemble.variants for s in seeds or [42]]

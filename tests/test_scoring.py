@@ -58,7 +58,7 @@ def test_evaluate_writes_metrics_report_and_plots(trained_model, prepared_dir, t
     )
     assert json.loads((tmp_path / "scores.json").read_text()) == metrics
     assert json.loads((tmp_path / "metrics.json").read_text()) == {
-        name: {key: split[key] for key in ("accuracy", "errors", "loss")} for name, split in metrics.items()
+        name: {key: split[key] for key in ("accuracy", "errors")} for name, split in metrics.items()
     }
     assert set(metrics) == {"val", "test"}  # the test split has labels here, as in the offline sample
     assert metrics["val"]["images"] == 100 and 0.5 < metrics["val"]["accuracy"] <= 1
