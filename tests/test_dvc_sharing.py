@@ -1,6 +1,7 @@
 """Beyond one machine: a team's DVC remote, and a grid of experiments on the queue's workers."""
 
 import json
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import psutil
 
 from competition_data import competition_files, zip_of
-from workdir import commit_all, environment_without_kaggle, git, project_copy, repro, stages_run
+from workdir import ROOT, commit_all, environment_without_kaggle, git, project_copy, repro, stages_run
 
 SHARED_OUTPUTS = [
     "data/raw/train.csv",
@@ -18,6 +19,13 @@ SHARED_OUTPUTS = [
     "eval/metrics.json",
 ]
 QUEUE_TIMEOUT_S = 600
+
+
+EXP_SHOW = "dvc exp show --only-changed --drop 'Created|.*/'"
+
+
+def test_the_readme_compares_experiments_with_the_command_tested_here():
+    assert EXP_SHOW in (ROOT / "README.md").read_text()
 
 
 def dvc(project, env, *args):
@@ -168,8 +176,14 @@ def test_a_queued_grid_runs_on_two_workers_and_exp_show_compares_it(tmp_path):
         "--drop",
         ".*",
         "--keep",
-        "Experiment|train.arch|train.epochs|params.yaml:train.learning_rate|val.accuracy|test.accuracy",
+        "Experiment|train.arch|train.epochs|train.learning_rate|val.accuracy|test.accuracy",
     )
     for column in ("train.arch", "train.epochs", "train.learning_rate", "val.accuracy", "test.accuracy"):
         assert column in table.splitlines()[0]
     print(f"\n$ dvc exp show --md ...\n{table}")
+    # As the README shows it: in a 120-column terminal, the changed params and the ensemble's accuracy, whole.
+    shown = dvc(project, {**offline, "COLUMNS": "120"}, "exp", "show", "--no-pager", *shlex.split(EXP_SHOW)[3:])
+    header = shown.splitlines()[1].split()
+    assert header[:5] == ["Experiment", "val.accuracy", "val.errors", "test.accuracy", "test.errors"], shown
+    assert set(header[5:]) == {"train.arch", "train.epochs", "train.learning_rate"}, shown
+    assert "…" not in shown and max(map(len, shown.splitlines())) <= 120, shown
