@@ -9,28 +9,27 @@ test digits and sample submission are the ones bench/recipes.py prepared from th
 """
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from src.device_policy import precision_policy  # noqa: E402
-from src.predict import predict  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, help="a trained member, a .keras file")
     parser.add_argument("--runs", type=int, default=5, help="tries of each setting")
     parser.add_argument("--policies", nargs="+", default=["float32", "mixed_bfloat16"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[256, 1024])
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="bench/recipes.py's --out")
     args = parser.parse_args()
+    # After the arguments, so that --help answers at once: they load TensorFlow.
+    from src.device_policy import precision_policy
+    from src.predict import predict
+
     test = args.results / "holdout" / "test.npz"
     sample = args.results / "holdout-work" / "raw" / "sample_submission.csv"
     settings = [(policy, batch) for policy in args.policies for batch in args.batch_sizes]

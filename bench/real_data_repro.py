@@ -67,7 +67,7 @@ def timed_run(command, clone, env, timings, save):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--zip", default=ROOT.parent / "shared" / "data" / "digit-recognizer.zip", type=Path)
     parser.add_argument("--recipe", help="a file in recipes/, run with its `dvc exp run` line")
     parser.add_argument("--seeds", nargs="+", type=int, help="with --recipe: the ensemble's seeds")

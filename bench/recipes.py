@@ -238,7 +238,7 @@ def row(name, result, holdout_score, baseline):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "recipes", nargs="*", default=list(RECIPES), help=f"any of {', '.join(RECIPES)}; all by default"
     )

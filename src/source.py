@@ -6,15 +6,10 @@ competition data. Its output only changes when the decision does, so nothing
 downstream reruns otherwise.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-from . import config, stage_process
-from .kaggle_access import exposed_credentials_warnings, kaggle_credentials_found, unusable_credentials
-from .provenance import git
-from .raw_data import holds_competition_files
-from .source_record import read_source, write_source
+from . import stage_process
 
 HOW_TO_SWITCH = (
     "Set data.source in params.yaml to 'kaggle' or 'sample' (or 'auto'), or run `dvc exp run -S data.source=...`."
@@ -47,11 +42,19 @@ def choose_source(requested, credentials_found, previous_source=None, raw_data_h
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = stage_process.argument_parser(
+        "src.source", __doc__, "python -m src.source data/source.json data/raw    # as `dvc repro` runs it"
+    )
     parser.add_argument("out", help="JSON file that records the chosen source")
     parser.add_argument("raw_dir", help="the download stage's output: is the last decision's data here?")
     args = parser.parse_args()
     with stage_process.stage("source"):
+        from . import config
+        from .kaggle_access import exposed_credentials_warnings, kaggle_credentials_found, unusable_credentials
+        from .provenance import git
+        from .raw_data import holds_competition_files
+        from .source_record import read_source, write_source
+
         # The whole of params.yaml, though this stage reads one param: it runs first in every `dvc repro` and
         # `dvc exp run`, so a bad param stops the run here, before DVC removes any stage's outputs.
         params = config.load_params()
@@ -65,6 +68,12 @@ def main():
             local_dir,
         )
         print(f"source: using '{source}'. {reason} {HOW_TO_SWITCH}")
+        # `dvc exp run -S` leaves its values in params.yaml for the next run: say what this one trains.
+        members = [f"{variant}-{seed}" for variant, seed in params.ensemble.members]
+        print(
+            f"source: recipe {params.recipe}; {len(members)} member{'s' if len(members) > 1 else ''} "
+            f"({', '.join(members)}){'; a final fit on train and validation' if params.train.final_fit else ''}"
+        )
         # Here, since this stage runs on every `dvc repro`. A broken credential file is named and passed over:
         # `auto` goes on with what works, and only `kaggle` needs the file.
         for warning in [*unusable_credentials(), *exposed_credentials_warnings()]:

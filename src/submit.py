@@ -5,19 +5,14 @@ sidecar (submissions/submission.json) says was built from the offline sample. Ea
 gets a row in submissions/leaderboard.csv, a tracked file: its score, with the git revision,
 DVC experiment, params and sha256 of what was submitted.
 
-    python -m src.submit -m "seed CNN, 10 epochs"
-    python -m src.submit --refresh    # fills in the scores of PENDING rows
-
 Not a DVC stage: submitting is a deliberate act, and Kaggle limits submissions per day.
 """
 
-import argparse
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import config
-from .competition_csv import DataError
+from . import stage_process
 from .kaggle_access import (
     KaggleError,
     competition_sample_submission,
@@ -27,14 +22,6 @@ from .kaggle_access import (
     submit_file,
     wait_for_outcomes,
 )
-from .leaderboard import (
-    LEADERBOARD,
-    append_row,
-    read_rows,
-    record_outcomes,
-    what_was_submitted,
-)
-from .submission import BuiltFromSample, check_before_submitting, check_submission
 
 
 def describe(ref, outcome):
@@ -44,6 +31,8 @@ def describe(ref, outcome):
 
 
 def pending_note(ref):
+    from .leaderboard import LEADERBOARD
+
     return (
         f"Submission {ref} is recorded as PENDING in {LEADERBOARD}; "
         f"`python -m src.submit --refresh` fills in its score later."
@@ -52,6 +41,11 @@ def pending_note(ref):
 
 def submit_and_record(args, params):
     """Submit args.file, record it as PENDING, wait for its score and record that; exit 1 if Kaggle says ERROR."""
+    # Here, not at the top: --help needs none of them, and pandas is slow to load.
+    from .competition_csv import DataError
+    from .leaderboard import LEADERBOARD, append_row, record_outcomes, what_was_submitted
+    from .submission import BuiltFromSample, check_before_submitting, check_submission
+
     for path in (args.file, args.sample):
         if not path.is_file():
             raise SystemExit(f"submit: error: {path} does not exist; `dvc repro` makes it")
@@ -101,6 +95,8 @@ def submit_and_record(args, params):
 
 def refresh(args, params):
     """Fill in the scores of the leaderboard's PENDING rows that Kaggle has scored by now, and say what they are."""
+    from .leaderboard import LEADERBOARD, read_rows, record_outcomes  # here, as submit_and_record's imports
+
     pending = {row["ref"] for row in read_rows(LEADERBOARD)[1] if row["status"] == "PENDING"}
     if not pending:
         print(f"submit: no PENDING submission in {LEADERBOARD}")
@@ -117,14 +113,25 @@ def refresh(args, params):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-f", "--file", default="submissions/submission.csv", type=Path)
+    parser = stage_process.argument_parser(
+        "src.submit",
+        __doc__,
+        'python -m src.submit -m "seed CNN, 10 epochs"',
+        "python -m src.submit --refresh    # fills in the scores of PENDING rows",
+    )
+    parser.add_argument(
+        "-f",
+        "--file",
+        default="submissions/submission.csv",
+        type=Path,
+        help="the file to submit (default: %(default)s)",
+    )
     task = parser.add_mutually_exclusive_group(required=True)
     task.add_argument("-m", "--message", help="the submission's description on Kaggle")
     task.add_argument(
         "--refresh",
         action="store_true",
-        help=f"fill in the scores of the PENDING rows of {LEADERBOARD} instead of submitting",
+        help="fill in the scores of the leaderboard's PENDING rows instead of submitting",
     )
     parser.add_argument(
         "--sample",
@@ -147,6 +154,8 @@ def main():
         help="the pause between two looks at Kaggle's submissions (default: 10)",
     )
     args = parser.parse_args()
+    from . import config
+
     try:
         params = config.load_params()
     except config.ConfigError as error:

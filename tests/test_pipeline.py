@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from competition_data import zip_of
-from src import config
+from src import config, stage_process
 from src.submission import check_submission
 from workdir import (
     ROOT,
@@ -76,6 +77,20 @@ def test_first_repro_runs_every_stage_on_the_sample(project, first_repro):
     metrics = yaml.safe_load((project / "eval/metrics.json").read_text())
     assert metrics == {split: {key: scores[split][key] for key in ("accuracy", "errors")} for split in scores}
     assert metrics["test"]["accuracy"] > 0.8  # one epoch on 3,200 digits
+
+
+def test_each_stage_ends_with_a_line_saying_what_it_did_and_no_start_up_noise(first_repro):
+    assert "prepare: 3,200 train, 800 val, 1,000 test digits -> data/prepared\n" in first_repro
+    assert re.search(
+        r"^train@base-42: 1 epoch, val accuracy \d+\.\d\d% -> models/members/base-42.keras$", first_repro, re.M
+    )
+    assert re.search(
+        r"^evaluate: val accuracy [\d.]+% \(\d+ of 800 wrong\), test accuracy .* -> eval$", first_repro, re.M
+    )
+    assert "predict: 1,000 labels from the sample data -> submissions/submission.csv\n" in first_repro
+    # TensorFlow's start-up log on a machine with no NVIDIA GPU: absl's, CUDA's and oneDNN's notes.
+    noise = r"cuInit|absl|^[IWEF]\d{4} |oneDNN|cuda|TF-TRT|computation_placer|cpu_feature_guard"
+    assert not re.search(noise, first_repro, re.M | re.I) or stage_process.nvidia_device_present(), first_repro
 
 
 def test_metrics_and_plots_are_shown_by_dvc(project, first_repro, offline_env):

@@ -100,7 +100,7 @@ def test_the_stage_splits_as_params_yaml_says(tmp_path, monkeypatch, capsys):
     set_param(tmp_path, "prepare.val_fraction", 0.3)
     monkeypatch.chdir(tmp_path)
     main(["raw", "prepared"])
-    assert capsys.readouterr().out == "prepare: 70 train, 30 validation, 20 test images\n"
+    assert capsys.readouterr().out == "prepare: 70 train, 30 val, 20 test digits -> prepared\n"
     assert len(np.load(tmp_path / "prepared" / "val.npz")["y"]) == 30
 
 

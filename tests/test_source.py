@@ -45,7 +45,8 @@ def test_the_stage_keeps_kaggle_when_the_last_run_chose_it_and_the_data_is_here(
     home.mkdir()
     result = run_module(workdir, "src.source", "data/source.json", "data/raw", env=environment_without_kaggle(home))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"source: using '{expected}'.") and len(result.stdout.splitlines()) == 1
+    assert result.stdout.startswith(f"source: using '{expected}'.") and len(result.stdout.splitlines()) == 2
+    assert result.stdout.splitlines()[1] == "source: recipe default; 1 member (base-42)"
     assert read_source(workdir / "data/source.json") == expected
 
 
