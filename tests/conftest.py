@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -18,6 +20,42 @@ def competition_zip():
             pytest.fail(f"CI must have the real competition data at {path}")
         pytest.skip(f"needs the real competition data at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def offline_browser(tmp_path_factory):
+    """A function: the DOM of a local page once headless Chromium, cut off from every network, has run its scripts.
+
+    Debian's Chromium, which .ci/run installs; a user's machine may lack it.
+    """
+    chromium = shutil.which("chromium")
+    if not chromium:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have Chromium (apt-get install chromium)")
+        pytest.skip("needs Chromium (apt-get install chromium)")
+
+    def rendered_dom(page):
+        profile = tmp_path_factory.mktemp("chromium-profile")
+        result = subprocess.run(
+            [
+                chromium,
+                *("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"),
+                *("--disable-background-networking", "--disable-component-update", "--disable-sync"),
+                f"--user-data-dir={profile}",
+                # Offline: no proxy, and every host name unknown, as on a machine without a network.
+                *("--no-proxy-server", "--host-resolver-rules=MAP * ~NOTFOUND"),
+                "--virtual-time-budget=10000",  # page time, run as fast as the scripts allow
+                "--dump-dom",
+                page.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    return rendered_dom
 
 
 @pytest.fixture

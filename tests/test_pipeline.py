@@ -43,7 +43,7 @@ def all_stages(project):
     """Every stage, in the order dvc runs them, for the project's ensemble variants and seeds."""
     ensemble = yaml.safe_load((project / "params.yaml").read_text())["ensemble"]
     members = [f"train@{variant}-{seed}" for variant in ensemble["variants"] for seed in ensemble["seeds"]]
-    return ["source", "download", "prepare", *members, "evaluate", "predict"]
+    return ["source", "download", "prepare", *members, "evaluate", "predict", "plots_page"]
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,18 @@ def test_metrics_and_plots_are_shown_by_dvc(project, first_repro, offline_env):
     html = (project / "plots_html" / "index.html").read_text()
     for plot in ("confusion/val.csv", "misclassified/val.png", "val/accuracy.tsv"):
         assert plot in html, plots.stdout
+
+
+def test_the_plots_page_draws_every_plot_offline(project, first_repro, offline_env, offline_browser):
+    subprocess.run(["dvc", "plots", "show"], cwd=project, env=offline_env, capture_output=True, text=True, check=True)
+    page = project / "dvc_plots" / "index.html"
+    plots = re.findall(r"vegaEmbed\('#([^']+)'", page.read_text())
+    # The confusion matrices of val and test, val's normalized one, and the member's five training curves.
+    assert len(plots) == 8 and "confusion_normalized" in plots, plots
+    dom = offline_browser(page)
+    assert dom.count('class="marks"') == len(plots)  # what Vega draws a plot in
+    images = re.findall(r'<img src="(static/[^"]+)"', dom)  # DVC's copies of the image plots
+    assert len(images) == 2 and all((page.parent / image).is_file() for image in images), images
 
 
 def test_second_repro_reruns_nothing(project, first_repro, offline_env):
@@ -268,7 +280,7 @@ def test_kaggle_credentials_switch_the_next_plain_repro_to_kaggle(
         (files / name).write_bytes(b"\r\n".join(lines[: rows + 1]) + b"\r\n")
     kaggle_server.zip_bytes = zip_of(files)
     output = repro(project, kaggle_env)
-    assert stages_run(output) == all_stages(project)
+    assert stages_run(output) == all_stages(project)[:-1]  # all but plots_page, whose page holds no data
     assert "source: using 'kaggle'" in output
     assert sorted(p.name for p in (project / "data/raw").iterdir()) == sorted(p.name for p in files.iterdir())
     assert (project / "data/raw/train.csv").read_bytes() == (files / "train.csv").read_bytes()
