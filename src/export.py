@@ -1,10 +1,12 @@
-"""Stage `export`: the ensemble as one TensorFlow SavedModel, which labels uint8 digits (N, 28, 28, 1) with no
-code of this project."""
+"""Stage `export`: the ensemble as one TensorFlow SavedModel and as ONNX, which label uint8 digits (N, 28, 28, 1)
+with no code of this project."""
 
 import argparse
 
 from . import config, stage_process
+from .atomic import atomic_dir, atomic_path
 from .ensemble import member_paths
+from .ensemble_onnx import write_onnx
 from .saved_ensemble import write_saved_ensemble
 
 
@@ -12,14 +14,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("members_dir", help="the train stages' models, <variant>-<seed>.keras")
     parser.add_argument("saved_model_dir", help="the SavedModel folder to write, replaced whole")
+    parser.add_argument("onnx_file", help="the same model as ONNX")
     args = parser.parse_args()
     with stage_process.stage("export"):
         params = config.load_params()
         paths = member_paths(args.members_dir, params.ensemble)
-        write_saved_ensemble(paths, args.saved_model_dir, params.ensemble.tta_shift)
+        with atomic_dir(args.saved_model_dir) as saved_model, atomic_path(args.onnx_file) as onnx_file:
+            write_saved_ensemble(paths, saved_model, params.ensemble.tta_shift)
+            write_onnx(saved_model, onnx_file)
         print(
             f"export: wrote the ensemble of {len(paths)} members, tta_shift {params.ensemble.tta_shift}, "
-            f"to {args.saved_model_dir}"
+            f"to {args.saved_model_dir} and {args.onnx_file}"
         )
 
 

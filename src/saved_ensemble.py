@@ -6,7 +6,6 @@ views and over the members, as ensemble.member_probabilities computes them. It l
 import keras
 import tensorflow as tf
 
-from .atomic import atomic_dir
 from .device_policy import in_precision
 from .ensemble import load_member, tta_offsets
 from .stage_process import UserError
@@ -16,8 +15,8 @@ IMAGES = tf.TensorSpec([None, 28, 28, 1], tf.uint8, name="images")
 
 def write_saved_ensemble(model_paths, saved_model_dir, tta_shift=0):
     """Write the ensemble of the members at model_paths, with test-time augmentation if tta_shift, as a SavedModel
-    folder at saved_model_dir, whole or not at all. It computes in float32, whatever the members trained in:
-    the exported model runs at full speed on any machine, 16-bit arithmetic or not."""
+    folder at saved_model_dir (atomic.atomic_dir makes one that lands whole or not at all). It computes in float32,
+    whatever the members trained in: the exported model runs at full speed on any machine, 16-bit arithmetic or not."""
     members = [in_precision(load_member(path), "float32") for path in model_paths]
     offsets = tta_offsets(tta_shift)
 
@@ -30,8 +29,7 @@ def write_saved_ensemble(model_paths, saved_model_dir, tta_shift=0):
     for member in members:
         archive.track(member)
     archive.add_endpoint("serve", serve, input_signature=[IMAGES])
-    with atomic_dir(saved_model_dir) as tmp:
-        archive.write_out(str(tmp), verbose=False)
+    archive.write_out(str(saved_model_dir), verbose=False)
 
 
 def shifted(images, dy, dx):

@@ -2,10 +2,12 @@ import subprocess
 import sys
 
 import numpy as np
+import onnxruntime
 import pandas as pd
 
 from competition_data import csv_text
 from src.ensemble import member_probabilities
+from src.ensemble_onnx import write_onnx
 from src.predict import predict
 from src.saved_ensemble import write_saved_ensemble
 
@@ -22,7 +24,7 @@ assert not [name for name in sys.modules if name == "src" or name.startswith("sr
 """
 
 
-def test_the_saved_model_alone_labels_as_predict_does(trained_model, second_member, prepared_dir, tmp_path):
+def test_the_saved_model_alone_and_its_onnx_label_as_predict_does(trained_model, second_member, prepared_dir, tmp_path):
     members, test = [trained_model, second_member], prepared_dir / "test.npz"
     sample = tmp_path / "sample_submission.csv"
     sample.write_text(csv_text(["ImageId", "Label"], [(i, 0) for i in range(1, 101)]))
@@ -46,3 +48,8 @@ def test_the_saved_model_alone_labels_as_predict_does(trained_model, second_memb
         expected = member_probabilities(members, images, 32, tta_shift).mean(axis=0)
         np.testing.assert_allclose(probabilities, expected, atol=1e-5)
     assert not np.allclose(np.load(tmp_path / "ensemble0.npy"), np.load(tmp_path / "ensemble1.npy"))
+
+    write_onnx(tmp_path / "ensemble1", tmp_path / "ensemble1.onnx")  # the last predict's tta_shift, 1
+    converted = onnxruntime.InferenceSession(tmp_path / "ensemble1.onnx").run(None, {"images": images})[0]
+    assert converted.argmax(axis=1).tolist() == pd.read_csv(tmp_path / "submission.csv").Label.tolist()
+    np.testing.assert_allclose(converted, np.load(tmp_path / "ensemble1.npy"), atol=1e-5)
