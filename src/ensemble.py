@@ -28,14 +28,7 @@ def member_probabilities(model_paths, images, batch_size, tta_shift=0, policy="f
     whatever they trained in. With tta_shift, each member's are its mean over the images as
     given and moved tta_shift pixels up, down, left and right (test-time augmentation).
     """
-    views = (
-        [images]
-        if not tta_shift
-        else [
-            shifted(images, dy, dx)
-            for dy, dx in ((0, 0), (-tta_shift, 0), (tta_shift, 0), (0, -tta_shift), (0, tta_shift))
-        ]
-    )
+    views = [shifted(images, dy, dx) for dy, dx in tta_offsets(tta_shift)]
     members = []
     for path in model_paths:
         model = in_precision(load_member(path), policy)
@@ -63,6 +56,14 @@ def softmax_in_batches(model, images, batch_size):
     return np.concatenate(
         [model.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     )
+
+
+def tta_offsets(tta_shift):
+    """The (dy, dx) moves that test-time augmentation averages over: the images as given, and with tta_shift
+    also moved that many pixels up, down, left and right."""
+    if not tta_shift:
+        return [(0, 0)]
+    return [(0, 0), (-tta_shift, 0), (tta_shift, 0), (0, -tta_shift), (0, tta_shift)]
 
 
 def shifted(images, dy, dx):

@@ -4,8 +4,6 @@ DVC's own page loads them from a CDN, and without the network it draws none of i
 `plots.html_template` names the file written here; the libraries come from the pinned vl-convert-python package.
 """
 
-import argparse
-
 import vl_convert
 
 from . import stage_process
@@ -55,7 +53,9 @@ def page():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = stage_process.argument_parser(
+        "src.plots_page", __doc__, "python -m src.plots_page eval/plots_page.html    # as `dvc repro` runs it"
+    )
     parser.add_argument("out", help="the page template, as .dvc/config's plots.html_template names it")
     args = parser.parse_args()
     with stage_process.stage("plots_page"), atomic_path(args.out) as tmp:

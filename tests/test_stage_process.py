@@ -88,10 +88,11 @@ def test_a_stage_whose_parent_is_gone_ends_and_writes_nothing(tmp_path):
 # Every command a user types, with its --help: none may load these, which take seconds.
 COMMANDS = (
     [[sys.executable, "-m", f"src.{stage}"] for stage in ("source", "download", "prepare", "train")]
-    + [[sys.executable, "-m", f"src.{stage}"] for stage in ("evaluate", "predict", "submit")]
+    + [[sys.executable, "-m", f"src.{stage}"] for stage in ("evaluate", "predict", "export", "plots_page")]
+    + [[sys.executable, "-m", f"src.{command}"] for command in ("submit", "classify")]
     + [
         [sys.executable, str(ROOT / "bench" / script)]
-        for script in ("predict_speed.py", "real_data_repro.py", "recipes.py")
+        for script in ("predict_speed.py", "real_data_repro.py", "recipes.py", "classify_rendered.py")
     ]
 )
 SLOW_TO_LOAD = {"tensorflow", "keras", "pandas", "sklearn", "kaggle", "matplotlib"}
