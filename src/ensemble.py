@@ -51,7 +51,7 @@ def softmax_in_batches(model, images, batch_size):
     """model's outputs for images, a batch at a time.
 
     predict_on_batch, not predict: predict's tf.data thread competes with the convolutions
-    for the cores, and on 2 cores it took 2.7 s in place of 1.4 s about every other run.
+    for the cores, which on a 2-core machine made inference about twice as slow every other run.
     """
     return np.concatenate(
         [model.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]

@@ -28,7 +28,7 @@ def prepare(raw_dir, out_dir, settings):
     from .competition_csv import read_submission, read_test, read_train
 
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    # scikit-learn takes about 2 s to import: load it while Arrow parses the CSVs, which
+    # scikit-learn is slow to import: load it while Arrow parses the CSVs, which
     # releases the GIL. split's own import then waits for this one to finish.
     threading.Thread(target=importlib.import_module, args=("sklearn.model_selection",), daemon=True).start()
     # Read and check everything before writing anything.

@@ -52,7 +52,7 @@ def summary(member, live_dir):
     if member.final_fit:
         return f"{epochs} on the train and validation splits (final fit)"
     metrics = Path(live_dir) / "metrics.json"  # only the chief of several workers writes it
-    accuracy = json.loads(metrics.read_text())["eval"]["accuracy"] if metrics.is_file() else None
+    accuracy = json.loads(metrics.read_text())["val"]["accuracy"] if metrics.is_file() else None
     return epochs + (f", val accuracy {accuracy:.2%}" if accuracy is not None else "")
 
 
