@@ -21,7 +21,7 @@ SHARED_OUTPUTS = [
 QUEUE_TIMEOUT_S = 600
 
 
-EXP_SHOW = "dvc exp show --only-changed --drop 'Created|.*/'"
+EXP_SHOW = "dvc exp show --only-changed --drop 'Created|.*/|requirements'"
 
 
 def test_the_readme_compares_experiments_with_the_command_tested_here():
