@@ -42,35 +42,31 @@ def pending_note(ref):
 def submit_and_record(args, params):
     """Submit args.file, record it as PENDING, wait for its score and record that; exit 1 if Kaggle says ERROR."""
     # Here, not at the top: --help needs none of them, and pandas is slow to load.
-    from .competition_csv import DataError
     from .leaderboard import LEADERBOARD, append_row, record_outcomes, what_was_submitted
-    from .submission import BuiltFromSample, check_before_submitting, check_submission
+    from .submission import check_before_submitting, check_submission
 
     for path in (args.file, args.sample):
         if not path.is_file():
-            raise SystemExit(f"submit: error: {path} does not exist; `dvc repro` makes it")
+            raise stage_process.UserError(f"{path} does not exist; `dvc repro` makes it")
     competition, retry = params.data.competition, params.runtime.kaggle
-    try:
-        check_before_submitting(args.file, args.sample)
-        # Gathered first, so that nothing can fail between Kaggle taking the file and its row.
-        row = what_was_submitted(args.file, args.message, params)
-        api = connect()
-        with tempfile.TemporaryDirectory() as folder:
-            # The competition's row count, not the local sample's: the local data may be the offline sample.
-            check_submission(args.file, competition_sample_submission(api, competition, folder, retry))
-        left = submissions_left_today(api, competition, retry)
-        if left < 1:
-            raise KaggleError(
-                f"Kaggle takes no more submissions to '{competition}' today (the daily limit is "
-                f"reached); {args.file} is kept: submit it after 00:00 UTC"
-            )
-        print(
-            f"submit: Kaggle takes {left} more submission{'s' if left > 1 else ''} today; uploading {args.file}",
-            flush=True,
+    check_before_submitting(args.file, args.sample)
+    # Gathered first, so that nothing can fail between Kaggle taking the file and its row.
+    row = what_was_submitted(args.file, args.message, params)
+    api = connect()
+    with tempfile.TemporaryDirectory() as folder:
+        # The competition's row count, not the local sample's: the local data may be the offline sample.
+        check_submission(args.file, competition_sample_submission(api, competition, folder, retry))
+    left = submissions_left_today(api, competition, retry)
+    if left < 1:
+        raise KaggleError(
+            f"Kaggle takes no more submissions to '{competition}' today (the daily limit is "
+            f"reached); {args.file} is kept: submit it after 00:00 UTC"
         )
-        response = submit_file(api, args.file, competition, args.message, retry)
-    except (BuiltFromSample, DataError, KaggleError) as error:
-        raise SystemExit(f"submit: error: {error}") from None
+    print(
+        f"submit: Kaggle takes {left} more submission{'s' if left > 1 else ''} today; uploading {args.file}",
+        flush=True,
+    )
+    response = submit_file(api, args.file, competition, args.message, retry)
     ref = str(response.ref)
     submitted_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     # On disk before the wait, so that a wait cut short still leaves the row, for --refresh.
@@ -102,11 +98,8 @@ def refresh(args, params):
         print(f"submit: no PENDING submission in {LEADERBOARD}")
         return
     competition, retry = params.data.competition, params.runtime.kaggle
-    try:
-        api = connect()
-        outcomes = wait_for_outcomes(lambda: list_submissions(api, competition, retry), pending, args.wait, args.poll)
-    except KaggleError as error:
-        raise SystemExit(f"submit: error: {error}") from None
+    api = connect()
+    outcomes = wait_for_outcomes(lambda: list_submissions(api, competition, retry), pending, args.wait, args.poll)
     record_outcomes(LEADERBOARD, outcomes)
     for ref in sorted(pending):
         print(f"submit: {describe(ref, outcomes[ref]) if ref in outcomes else f'submission {ref} is still PENDING'}")
@@ -154,16 +147,14 @@ def main():
         help="the pause between two looks at Kaggle's submissions (default: 10)",
     )
     args = parser.parse_args()
-    from . import config
+    with stage_process.stage("submit"):
+        from . import config
 
-    try:
         params = config.load_params()
-    except config.ConfigError as error:
-        raise SystemExit(f"submit: error: {error}") from None
-    if args.refresh:
-        refresh(args, params)
-    else:
-        submit_and_record(args, params)
+        if args.refresh:
+            refresh(args, params)
+        else:
+            submit_and_record(args, params)
 
 
 if __name__ == "__main__":
