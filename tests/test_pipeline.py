@@ -43,7 +43,7 @@ def all_stages(project):
     """Every stage, in the order dvc runs them, for the project's ensemble variants and seeds."""
     ensemble = yaml.safe_load((project / "params.yaml").read_text())["ensemble"]
     members = [f"train@{variant}-{seed}" for variant in ensemble["variants"] for seed in ensemble["seeds"]]
-    return ["source", "download", "prepare", *members, "evaluate", "predict", "plots_page"]
+    return ["source", "download", "prepare", *members, "evaluate", "predict", "export", "plots_page"]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_metrics_and_plots_are_shown_by_dvc(project, first_repro, offline_env):
     shown = subprocess.run(
         ["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True, text=True, check=True
     ).stdout
-    assert "eval/metrics.json" in shown and "dvclive/base-42/metrics.json" in shown
+    assert "eval/metrics.json" in shown and "dvclive" not in shown  # the ensemble's metrics, not each member's
     plots = subprocess.run(
         ["dvc", "plots", "show", "-o", "plots_html"],
         cwd=project,
@@ -134,7 +134,7 @@ def test_second_repro_reruns_nothing(project, first_repro, offline_env):
 
 def test_changing_epochs_reruns_only_train_and_what_follows(project, first_repro, offline_env):
     set_param(project, "train.epochs", 2)
-    assert stages_run(repro(project, offline_env)) == ["source", "train@base-42", "evaluate", "predict"]
+    assert stages_run(repro(project, offline_env)) == ["source", "train@base-42", "evaluate", "predict", "export"]
 
 
 def test_how_the_work_runs_reruns_nothing(project, first_repro, offline_env):
@@ -156,10 +156,10 @@ def test_how_the_work_runs_reruns_nothing(project, first_repro, offline_env):
 
 
 def test_test_time_augmentation_reruns_only_evaluate_and_predict(project, first_repro, offline_env):
-    plain = yaml.safe_load((project / "eval/metrics.json").read_text())["test"]["loss"]
+    plain = yaml.safe_load((project / "eval/scores.json").read_text())["test"]["loss"]
     set_param(project, "ensemble.tta_shift", 1)
-    assert stages_run(repro(project, offline_env)) == ["source", "evaluate", "predict"]
-    assert yaml.safe_load((project / "eval/metrics.json").read_text())["test"]["loss"] != plain
+    assert stages_run(repro(project, offline_env)) == ["source", "evaluate", "predict", "export"]
+    assert yaml.safe_load((project / "eval/scores.json").read_text())["test"]["loss"] != plain
     set_param(project, "ensemble.tta_shift", 0)
 
 
@@ -197,7 +197,7 @@ def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(project,
 
     output = repro(project, offline_env)
     assert "train: resuming after epoch 1 from the backup in models/backup/base-7/" in output
-    assert stages_run(output) == ["source", "train@base-7", "evaluate", "predict"]
+    assert stages_run(output) == ["source", "train@base-7", "evaluate", "predict", "export"]
     assert not list((project / "models/backup/base-7").iterdir())
     resumed = weights(project / "models/members/base-7.keras")
 
@@ -213,7 +213,7 @@ def test_adding_a_member_trains_only_it_and_predict_averages_the_ensemble(projec
     single = yaml.safe_load((project / "eval/scores.json").read_text())["test"]
     set_param(project, "ensemble.seeds", [7, 8])
     output = repro(project, offline_env)
-    assert stages_run(output) == ["source", "train@base-8", "evaluate", "predict"]
+    assert stages_run(output) == ["source", "train@base-8", "evaluate", "predict", "export"]
     assert "Stage 'train@base-7' didn't change, skipping" in output
     ensemble = yaml.safe_load((project / "eval/scores.json").read_text())["test"]
     assert set(ensemble["members"]) == {"base-7", "base-8"} and ensemble["members"]["base-7"] == single["accuracy"]
@@ -230,14 +230,14 @@ def test_adding_a_variant_trains_only_its_members_and_changing_it_retrains_only_
     repro(project, offline_env)
     set_param(project, "ensemble.variants", ["base", "slant"])
     output = repro(project, offline_env)
-    assert stages_run(output) == ["source", "train@slant-7", "evaluate", "predict"]
+    assert stages_run(output) == ["source", "train@slant-7", "evaluate", "predict", "export"]
     assert "Stage 'train@base-7' didn't change, skipping" in output
     assert set(yaml.safe_load((project / "eval/scores.json").read_text())["test"]["members"]) == {"base-7", "slant-7"}
     slant = yaml.safe_load((project / "params.yaml").read_text())["variants"]["slant"]["augment"]["shear"]
     assert shear_factors(project / "models/members/slant-7.keras") == [slant]
     assert shear_factors(project / "models/members/base-7.keras") == []
     set_param(project, "variants.slant.augment.shear", slant / 2)
-    assert stages_run(repro(project, offline_env)) == ["source", "train@slant-7", "evaluate", "predict"]
+    assert stages_run(repro(project, offline_env)) == ["source", "train@slant-7", "evaluate", "predict", "export"]
     set_param(project, "ensemble.variants", ["base"])
 
 

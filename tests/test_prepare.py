@@ -1,5 +1,4 @@
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -114,7 +113,7 @@ def test_a_full_disk_ends_in_one_line_and_writes_none_of_the_splits(tmp_path):
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(tiny)], capture_output=True).returncode:
         pytest.skip("needs root to mount a small tmpfs: a full disk cannot be made otherwise")
     try:
-        shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+        make_workdir(tmp_path)
         result = run_module(tmp_path, "src.prepare", "raw", tiny / "prepared")
         left = sorted(path.name for path in (tiny / "prepared").iterdir())
     finally:

@@ -95,7 +95,7 @@ def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(plateau
         "train/learning_rate.tsv",
         "train/loss.tsv",
         "train/accuracy.tsv",
-        "eval/loss.tsv",
+        "val/loss.tsv",
         "val/accuracy.tsv",
     ):
         expected = (workdir / "whole_live/plots/metrics" / curve).read_text()
@@ -162,7 +162,7 @@ def test_two_worker_processes_train_and_only_the_chief_writes(prepared_dir, tmp_
     chief, other = tmp_path / "worker0", tmp_path / "worker1"
     assert keras.models.load_model(chief / "model.keras").count_params() > 0
     assert json.loads((chief / "dvclive/metrics.json").read_text())["step"] == 1
-    assert sorted(p.name for p in other.iterdir()) == ["params.yaml"]  # no model, metrics or backup
+    assert sorted(p.name for p in other.iterdir()) == ["params.yaml", "recipes"]  # no model, metrics or backup
 
 
 # The stage with its training swapped for a report of TensorFlow's thread pools at the moment it would train.
