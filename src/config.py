@@ -64,6 +64,7 @@ class Data:
 @section
 class Prepare:
     val_fraction: Annotated[Float, Field(gt=0, lt=1)]
+    sealed_fraction: Annotated[Float, Field(ge=0, lt=1)]
     seed: Annotated[Int, Field(ge=0)]
 
 
@@ -284,6 +285,12 @@ def parse(raw, relations=True):
         check_train(params.train, "train")
         for name in params.variants:
             check_train(params.member_train(name), f"variants.{name}")
+    prepare = params.prepare
+    if prepare.val_fraction + prepare.sealed_fraction > 0.9:
+        raise ConfigError(
+            f"prepare.val_fraction ({prepare.val_fraction}) and prepare.sealed_fraction ({prepare.sealed_fraction}) "
+            "hold back more than 0.9 of train.csv together; leave most of it to train on"
+        )
     undefined = [name for name in params.ensemble.variants if name not in params.variants]
     if undefined:
         raise ConfigError(

@@ -1,6 +1,7 @@
 """Stage `evaluate`: accuracy, loss, per-class report, confusion matrix and the misclassified digits.
 
-Scored on the validation split, and on the test split where it has labels (the offline sample).
+Scored on the validation split, and on the test split where it has labels (the offline sample);
+the sealed holdout's scores go to scores.json alone (README: Holdouts).
 """
 
 from pathlib import Path
@@ -13,7 +14,7 @@ def main():
         "src.evaluate", __doc__, "python -m src.evaluate models/members data/prepared eval    # as `dvc repro` runs it"
     )
     parser.add_argument("members_dir", help="the train stages' models, <variant>-<seed>.keras")
-    parser.add_argument("prepared_dir", help="the prepare stage's val.npz and test.npz")
+    parser.add_argument("prepared_dir", help="the prepare stage's val.npz, sealed.npz and test.npz")
     parser.add_argument("eval_dir", help="gets metrics.json, scores.json, classification_report.txt and plots/")
     args = parser.parse_args()
     with stage_process.stage("evaluate"):
@@ -28,12 +29,13 @@ def main():
         if params.train.final_fit:
             print(
                 "evaluate: warning: train.final_fit trained on the validation split too, so its scores flatter the "
-                "model; the validated run's are the honest ones"
+                "model; the sealed holdout's, in scores.json, are honest"
             )
         configure_threads(params.runtime.threads)
         metrics = evaluate(
             models,
             prepared / "val.npz",
+            prepared / "sealed.npz",
             prepared / "test.npz",
             out / "metrics.json",
             out / "scores.json",
@@ -44,7 +46,8 @@ def main():
             precision_policy(params.ensemble.precision),
             params.runtime.inference_batch_size,
         )
-        print(f"evaluate: {', '.join(scored(name, values) for name, values in metrics.items())} -> {out}")
+        headline = ", ".join(scored(name, values) for name, values in metrics.items() if name != "sealed")
+        print(f"evaluate: {headline} -> {out}")
 
 
 def scored(split, values):

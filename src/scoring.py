@@ -49,6 +49,15 @@ def score(labels, probabilities):
     }
 
 
+def ensemble_score(model_paths, labels, members):
+    """The score of the members' averaged probabilities, and with two or more members each one's accuracy alone."""
+    scores = score(labels, members.mean(axis=0))
+    if len(model_paths) > 1:
+        alone = zip(model_paths, members, strict=True)
+        scores["members"] = {Path(path).stem: score(labels, member)["accuracy"] for path, member in alone}
+    return scores
+
+
 def plot_misclassified(images, labels, probabilities, path, limit):
     """A grid of the misclassified digits, the most confident mistakes first."""
     predicted = probabilities.argmax(axis=1)
@@ -75,6 +84,7 @@ def plot_misclassified(images, labels, probabilities, path, limit):
 def evaluate(
     model_paths,
     val_npz,
+    sealed_npz,
     test_npz,
     metrics_path,
     scores_path,
@@ -88,7 +98,9 @@ def evaluate(
     """Score the ensemble of model_paths, and with two or more members each member alone;
     computing in the dtype policy, with test-time augmentation if tta_shift, as predict does.
     metrics_path gets the headline of each split, which `dvc metrics show` and `dvc exp show` list;
-    scores_path all of it, returned too: intervals, image counts and each member alone."""
+    scores_path all of it, returned too: intervals, image counts and each member alone, and the sealed
+    holdout's scores, which stay out of the headline, the report and the plots so that comparing
+    experiments never looks at them."""
     metrics, reports = {}, []
     # All of it lands together, or none of it: the files are renamed into place only when the plots are drawn.
     with (
@@ -100,10 +112,7 @@ def evaluate(
         for name, (images, labels) in labelled_splits(val_npz, test_npz).items():
             members = member_probabilities(model_paths, images, batch_size, tta_shift, policy)
             probabilities = members.mean(axis=0)
-            metrics[name] = score(labels, probabilities)
-            if len(model_paths) > 1:
-                alone = {Path(path).stem: member for path, member in zip(model_paths, members, strict=True)}
-                metrics[name]["members"] = {stem: score(labels, member)["accuracy"] for stem, member in alone.items()}
+            metrics[name] = ensemble_score(model_paths, labels, members)
             reports.append(f"{name}\n{classification_report(labels, probabilities.argmax(axis=1), digits=4)}")
             pd.DataFrame({"actual": labels, "predicted": probabilities.argmax(axis=1)}).to_csv(
                 plots / "confusion" / f"{name}.csv", index=False
@@ -111,8 +120,12 @@ def evaluate(
             plot_misclassified(
                 images, labels, probabilities, plots / "misclassified" / f"{name}.png", max_misclassified
             )
+        sealed = load_split(sealed_npz)
+        if len(sealed["y"]):  # prepare.sealed_fraction 0 leaves it empty
+            members = member_probabilities(model_paths, sealed["x"], batch_size, tta_shift, policy)
+            metrics["sealed"] = ensemble_score(model_paths, sealed["y"], members)
         report_tmp.write_text("\n".join(reports))
-        headline = {name: {key: split[key] for key in HEADLINE} for name, split in metrics.items()}
+        headline = {name: {key: split[key] for key in HEADLINE} for name, split in metrics.items() if name != "sealed"}
         metrics_tmp.write_text(json.dumps(headline, indent=2) + "\n")
         scores_tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

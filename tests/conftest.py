@@ -86,6 +86,7 @@ def prepared_dir(tmp_path_factory):
     np.savez(out / "train.npz", x=images[:400], y=labels[:400])
     np.savez(out / "val.npz", x=images[400:500], y=labels[400:500])
     np.savez(out / "test.npz", x=images[500:600], y=labels[500:600])
+    np.savez(out / "sealed.npz", x=images[600:650], y=labels[600:650])
     return out
 
 

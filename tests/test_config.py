@@ -20,6 +20,7 @@ BAD = {
     "data.sample.test_rows": (0, "greater than or equal to 10"),
     "data.sample.seed": (-1, "greater than or equal to 0"),
     "prepare.val_fraction": (1.5, "less than 1"),
+    "prepare.sealed_fraction": (-0.1, "greater than or equal to 0"),
     "prepare.seed": ("42", "a valid integer"),
     "ensemble.seeds": ([], "at least 1 item"),
     "ensemble.variants": (["nope"], "which `variants` does not define"),
@@ -140,6 +141,14 @@ def test_a_final_fit_with_the_plateau_schedule_is_refused():
     assert message.startswith("train.final_fit is true with the plateau schedule")
     params = config.load(ROOT / "params.yaml", {"train.final_fit": True, "train.schedule": "one_cycle"})
     assert params.train.final_fit
+
+
+def test_holdouts_that_leave_too_little_to_train_on_are_refused():
+    assert error_for({"prepare.val_fraction": 0.5, "prepare.sealed_fraction": 0.45}) == (
+        "prepare.val_fraction (0.5) and prepare.sealed_fraction (0.45) hold back more than 0.9 of train.csv "
+        "together; leave most of it to train on"
+    )
+    assert config.load(ROOT / "params.yaml", {"prepare.sealed_fraction": 0}).prepare.sealed_fraction == 0
 
 
 def test_a_variant_is_train_with_its_changes_and_checked_as_train_is():

@@ -8,9 +8,10 @@ from competition_data import BAD_INPUTS, competition_files, corrupt, csv_text
 from src import config
 from src.competition_csv import DataError
 from src.prepare import main, prepare, split
+from src.stage_process import UserError
 from workdir import ROOT, make_workdir, run_module, set_param
 
-SETTINGS = config.Prepare(val_fraction=0.25, seed=0)
+SETTINGS = config.Prepare(val_fraction=0.25, sealed_fraction=0, seed=0)
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
@@ -54,18 +55,45 @@ def test_bad_input_leaves_the_previous_outputs_intact(tmp_path):
 def test_split_is_stratified_and_seeded():
     labels = np.repeat(np.arange(10), 20).astype(np.uint8)
     images = np.arange(200).reshape(200, 1, 1, 1)
-    (x_train, y_train), (x_val, y_val) = split(images, labels, 0.25, seed=3)
-    assert np.bincount(y_val).tolist() == [5] * 10
+    (x_train, y_train), (x_val, y_val), (x_sealed, y_sealed) = split(images, labels, 0.25, seed=3)
+    assert np.bincount(y_val).tolist() == [5] * 10 and len(y_sealed) == 0
     assert sorted(np.concatenate([x_train, x_val]).ravel()) == list(range(200))
     assert np.array_equal(split(images, labels, 0.25, seed=3)[1][0], x_val)
     assert not np.array_equal(split(images, labels, 0.25, seed=4)[1][0], x_val)
 
 
-def test_prepare_writes_the_three_splits(tmp_path):
-    raw = competition_files(tmp_path / "raw", train_rows=50, test_rows=20)
-    prepare(raw, tmp_path / "prepared", config.Prepare(val_fraction=0.2, seed=0))
-    train, val, test = (np.load(tmp_path / "prepared" / f"{name}.npz") for name in ("train", "val", "test"))
-    assert train["x"].shape == (40, 28, 28, 1) and val["x"].shape == (10, 28, 28, 1)
+def test_the_sealed_split_comes_from_the_train_split_and_leaves_validation_as_it_was():
+    labels = np.repeat(np.arange(10), 40).astype(np.uint8)
+    images = np.arange(400).reshape(400, 1, 1, 1)
+    (x_train, _), (x_val, _), (x_sealed, y_sealed) = split(images, labels, 0.25, 3, sealed_fraction=0.1)
+    assert np.bincount(y_sealed).tolist() == [4] * 10 and len(x_train) == 260
+    assert sorted(np.concatenate([x_train, x_val, x_sealed]).ravel()) == list(range(400))
+    assert np.array_equal(x_val, split(images, labels, 0.25, 3)[1][0])
+    assert np.array_equal(x_sealed, split(images, labels, 0.25, 3, sealed_fraction=0.1)[2][0])
+    assert not np.array_equal(x_sealed, split(images, labels, 0.25, 4, sealed_fraction=0.1)[2][0])
+
+
+@pytest.mark.parametrize(
+    ("val", "sealed", "message"),
+    [
+        (0.25, 0.02, "prepare.sealed_fraction is 0.02: 2 of train.csv's 100 rows, fewer than its 10 digits"),
+        (0.05, 0, "prepare.val_fraction is 0.05: 5 of train.csv's 100 rows, fewer than its 10 digits"),
+    ],
+)
+def test_a_holdout_too_small_for_one_digit_of_each_class_is_refused_in_one_line(val, sealed, message):
+    labels = np.repeat(np.arange(10), 10).astype(np.uint8)
+    with pytest.raises(UserError, match=re.escape(message + "; a split needs one of each")):
+        split(labels.reshape(100, 1, 1, 1), labels, val, 0, sealed_fraction=sealed)
+
+
+def test_prepare_writes_the_four_splits(tmp_path):
+    raw = competition_files(tmp_path / "raw", train_rows=100, test_rows=20)
+    prepare(raw, tmp_path / "prepared", config.Prepare(val_fraction=0.2, sealed_fraction=0.1, seed=0))
+    train, val, sealed, test = (
+        np.load(tmp_path / "prepared" / f"{name}.npz") for name in ("train", "val", "sealed", "test")
+    )
+    assert train["x"].shape == (70, 28, 28, 1) and val["x"].shape == (20, 28, 28, 1)
+    assert sealed["x"].shape == (10, 28, 28, 1) and sealed["y"].shape == (10,)
     assert test["x"].shape == (20, 28, 28, 1) and "y" not in test
     assert train["x"].dtype == np.uint8 and train["y"].dtype == np.uint8
 
@@ -77,13 +105,12 @@ def test_prepare_splits_as_its_settings_say(tmp_path):
         prepare(raw, tmp_path / "prepared", settings)
         return np.load(tmp_path / "prepared" / "val.npz")["x"]
 
-    assert len(validation(config.Prepare(val_fraction=0.3, seed=0))) == 30
-    assert np.array_equal(
-        validation(config.Prepare(val_fraction=0.3, seed=0)), validation(config.Prepare(val_fraction=0.3, seed=0))
-    )
-    assert not np.array_equal(
-        validation(config.Prepare(val_fraction=0.3, seed=1)), validation(config.Prepare(val_fraction=0.3, seed=0))
-    )
+    def settings(seed):
+        return config.Prepare(val_fraction=0.3, sealed_fraction=0, seed=seed)
+
+    assert len(validation(settings(0))) == 30
+    assert np.array_equal(validation(settings(0)), validation(settings(0)))
+    assert not np.array_equal(validation(settings(1)), validation(settings(0)))
 
 
 def test_prepare_keeps_the_sample_test_labels(tmp_path):
@@ -99,7 +126,7 @@ def test_the_stage_splits_as_params_yaml_says(tmp_path, monkeypatch, capsys):
     set_param(tmp_path, "prepare.val_fraction", 0.3)
     monkeypatch.chdir(tmp_path)
     main(["raw", "prepared"])
-    assert capsys.readouterr().out == "prepare: 70 train, 30 val, 20 test digits -> prepared\n"
+    assert capsys.readouterr().out == "prepare: 60 train, 30 val, 10 sealed, 20 test digits -> prepared\n"
     assert len(np.load(tmp_path / "prepared" / "val.npz")["y"]) == 30
 
 

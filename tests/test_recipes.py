@@ -60,13 +60,38 @@ def test_a_recipe_trains_each_of_its_variants_from_each_seed():
 
 
 def test_runs_side_by_side_each_keep_their_model_probabilities_and_figures(prepared_dir, tmp_path):
-    runs = recipes.run_all("seed_mlp", None, [1, 2], prepared_dir, tmp_path, jobs=2)
+    runs = recipes.run_all("seed_mlp", None, [1, 2], prepared_dir, tmp_path, jobs=2, precision=None)
     for seed, (result, probabilities) in zip([1, 2], runs, strict=True):
         assert (result["recipe"], result["variant"], result["seed"], result["epochs"]) == ("seed_mlp", "base", seed, 10)
-        assert result["device"].endswith(", 2 runs side by side")
+        assert result["device"].endswith(", 2 runs side by side") and result["precision"] == "float32"
         assert len(result["curve"]) == 10 and result["train_seconds"] > 0
-        assert probabilities.shape == (100, 10)
+        assert probabilities["val"].shape == (100, 10) and probabilities["sealed"].shape == (50, 10)
         assert (tmp_path / f"seed_mlp-base-{seed}" / "model.keras").exists()
-    assert not np.array_equal(runs[0][1], runs[1][1])  # each from its own seed
-    again = recipes.run_all("seed_mlp", None, [1, 2], prepared_dir, tmp_path, jobs=2)  # finished runs are reused
+    assert not np.array_equal(runs[0][1]["val"], runs[1][1]["val"])  # each from its own seed
+    again = recipes.run_all("seed_mlp", None, [1, 2], prepared_dir, tmp_path, jobs=2, precision=None)  # reused
     assert [result for result, _ in again] == [result for result, _ in runs]
+
+
+def test_a_precision_given_outlasts_the_recipes_own_and_names_its_runs(tmp_path):
+    assert recipes.recipe_params("seed_cnn").train.precision == "float32"
+    bf16 = recipes.recipe_params("seed_cnn", precision="mixed_bfloat16")
+    assert bf16.train.precision == bf16.ensemble.precision == "mixed_bfloat16"
+    assert recipes.run_dir(tmp_path, "seed_cnn", "base", 1, "mixed_bfloat16").name == "seed_cnn-base-1-mixed_bfloat16"
+    assert recipes.run_dir(tmp_path, "seed_cnn", "base", 1).name == "seed_cnn-base-1"
+
+
+def test_a_row_gives_both_holdouts_the_times_to_each_accuracy_and_the_ratio_to_the_seed_cnn():
+    result = {
+        "train_seconds": 50.0,
+        "images_per_second": 1234.4,
+        "seconds_to": {"0.990": 20.2, "0.995": 41.0, "0.997": None},
+        "peak_rss_mib": 900.4,
+        "device": "CPU, 2 cores, float32",
+    }
+    scores = {"val": {"accuracy": 0.9951, "errors": 41}, "sealed": {"accuracy": 0.9943, "errors": 24}}
+    assert recipes.row("fast", result, scores, {"train_seconds": 200.0}) == (
+        "| fast | 99.51% (41) | 99.43% (24) | 50 | 0.25x | 1234 | 20 | 41 | not reached | 900 | CPU, 2 cores, float32 |"
+    )
+    assert [line.count("|") for line in recipes.HEADER.splitlines()] == [
+        recipes.row("fast", result, scores, None).count("|")
+    ] * 2

@@ -49,6 +49,7 @@ def test_evaluate_writes_metrics_report_and_plots(trained_model, prepared_dir, t
     metrics = evaluate(
         [trained_model],
         prepared_dir / "val.npz",
+        prepared_dir / "sealed.npz",
         prepared_dir / "test.npz",
         tmp_path / "metrics.json",
         tmp_path / "scores.json",
@@ -57,27 +58,32 @@ def test_evaluate_writes_metrics_report_and_plots(trained_model, prepared_dir, t
         max_misclassified=20,
     )
     assert json.loads((tmp_path / "scores.json").read_text()) == metrics
+    # The sealed holdout is scored, but stays out of what experiments are compared on.
     assert json.loads((tmp_path / "metrics.json").read_text()) == {
-        name: {key: split[key] for key in ("accuracy", "errors")} for name, split in metrics.items()
+        name: {key: split[key] for key in ("accuracy", "errors")} for name, split in metrics.items() if name != "sealed"
     }
-    assert set(metrics) == {"val", "test"}  # the test split has labels here, as in the offline sample
+    assert set(metrics) == {"val", "test", "sealed"}  # the test split has labels here, as in the offline sample
+    assert metrics["sealed"]["images"] == 50 and 0.5 < metrics["sealed"]["accuracy"] <= 1
     assert metrics["val"]["images"] == 100 and 0.5 < metrics["val"]["accuracy"] <= 1
     assert metrics["val"]["accuracy_95"] == accuracy_interval(metrics["val"]["errors"], 100)
     report = (tmp_path / "classification_report.txt").read_text()
-    assert report.startswith("val\n") and "\ntest\n" in report and "precision" in report
+    assert report.startswith("val\n") and "\ntest\n" in report and "sealed" not in report and "precision" in report
     confusion = pd.read_csv(tmp_path / "plots" / "confusion" / "val.csv")
     assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 100
     assert (confusion.actual != confusion.predicted).sum() == metrics["val"]["errors"]
     for name in ("val", "test"):
         assert (tmp_path / "plots" / "misclassified" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in (tmp_path / "plots" / "misclassified").iterdir()) == ["test.png", "val.png"]
 
 
-def test_without_test_labels_only_validation_is_scored(trained_model, prepared_dir, tmp_path):
+def test_without_test_labels_or_a_sealed_split_only_validation_is_scored(trained_model, prepared_dir, tmp_path):
     test = np.load(prepared_dir / "test.npz")
     np.savez(tmp_path / "test.npz", x=test["x"])
+    np.savez(tmp_path / "sealed.npz", x=test["x"][:0], y=test["y"][:0])  # as prepare.sealed_fraction 0 writes it
     metrics = evaluate(
         [trained_model],
         prepared_dir / "val.npz",
+        tmp_path / "sealed.npz",
         tmp_path / "test.npz",
         tmp_path / "metrics.json",
         tmp_path / "scores.json",
@@ -102,6 +108,7 @@ def test_an_ensemble_is_scored_with_each_member_alone(trained_model, second_memb
     metrics = evaluate(
         [trained_model, second_member],
         prepared_dir / "val.npz",
+        prepared_dir / "sealed.npz",
         prepared_dir / "test.npz",
         tmp_path / "metrics.json",
         tmp_path / "scores.json",
@@ -115,4 +122,5 @@ def test_an_ensemble_is_scored_with_each_member_alone(trained_model, second_memb
         predicted = keras.models.load_model(path).predict(val["x"], verbose=0).argmax(axis=1)
         alone[path.stem] = float((predicted == val["y"]).mean())
     assert metrics["val"]["members"] == alone
+    assert set(metrics["sealed"]["members"]) == set(alone)
     assert metrics["val"]["errors"] == len(val["y"]) - round(metrics["val"]["accuracy"] * len(val["y"]))
