@@ -15,7 +15,8 @@ benchmark can be stopped and resumed, and ensembles can grow a member at a time.
     python bench/recipes.py --command champion --seeds 42 43 44 45   # its `dvc exp run` line (--final-fit too)
     python bench/recipes.py gpu --seeds 1 2 3 --jobs 3   # a GPU machine: runs side by side
 
-It prints one table row per run and per ensemble: accuracy and errors on both holdouts,
+It prints one table row per run and per ensemble: accuracy, errors and Clopper-Pearson 95%
+intervals on both holdouts,
 training wall time and its ratio to the seed CNN's, images/s, wall time to 99.0%, 99.5% and
 99.7% validation accuracy, peak RSS and the device. --precision trains and scores in a
 precision other than the recipe's, for comparing them. With --tta-shift, each of those rows is
@@ -249,8 +250,8 @@ def tta_probabilities(recipe, result, holdouts, results, tta_shift, precision):
 
 HOLDOUTS = ("val", "sealed")
 HEADER = (
-    "| run | val accuracy (errors) | sealed accuracy (errors) | train wall (s) | vs seed CNN | images/s | "
-    "s to 99.0% | s to 99.5% | s to 99.7% | peak RSS (MiB) | device |\n" + "| --- " * 11 + "|"
+    "| run | val accuracy (errors; 95% interval) | sealed accuracy (errors; 95% interval) | train wall (s) | "
+    "vs seed CNN | images/s | s to 99.0% | s to 99.5% | s to 99.7% | peak RSS (MiB) | device |\n" + "| --- " * 11 + "|"
 )
 
 
@@ -263,7 +264,11 @@ def row(name, result, scores, baseline):
         return "not reached" if value is None else value if value == "-" else f"{value:.0f}"
 
     ratio = f"{result['train_seconds'] / baseline['train_seconds']:.2f}x" if baseline else "-"
-    held_out = " | ".join(f"{scores[split]['accuracy']:.2%} ({scores[split]['errors']})" for split in HOLDOUTS)
+    held_out = " | ".join(
+        f"{scores[split]['accuracy']:.2%} ({scores[split]['errors']}; "
+        f"{scores[split]['accuracy_95']['low']:.2%}-{scores[split]['accuracy_95']['high']:.2%})"
+        for split in HOLDOUTS
+    )
     return (
         f"| {name} | {held_out} | {result['train_seconds']:.0f} | {ratio} | {result['images_per_second']:.0f} | "
         + " | ".join(seconds(t) for t in THRESHOLDS)

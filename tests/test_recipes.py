@@ -10,6 +10,7 @@ import pytest
 from dvc.utils.hydra import apply_overrides
 
 from src import config
+from src.scoring import accuracy_interval
 from workdir import ROOT
 
 spec = importlib.util.spec_from_file_location("recipes", ROOT / "bench" / "recipes.py")
@@ -81,6 +82,9 @@ def test_a_precision_given_outlasts_the_recipes_own_and_names_its_runs(tmp_path)
 
 
 def test_a_row_gives_both_holdouts_the_times_to_each_accuracy_and_the_ratio_to_the_seed_cnn():
+    def score(errors, images):
+        return {"accuracy": 1 - errors / images, "errors": errors, "accuracy_95": accuracy_interval(errors, images)}
+
     result = {
         "train_seconds": 50.0,
         "images_per_second": 1234.4,
@@ -88,9 +92,10 @@ def test_a_row_gives_both_holdouts_the_times_to_each_accuracy_and_the_ratio_to_t
         "peak_rss_mib": 900.4,
         "device": "CPU, 2 cores, float32",
     }
-    scores = {"val": {"accuracy": 0.9951, "errors": 41}, "sealed": {"accuracy": 0.9943, "errors": 24}}
+    scores = {split: score(errors, images) for split, errors, images in (("val", 41, 8400), ("sealed", 24, 4200))}
     assert recipes.row("fast", result, scores, {"train_seconds": 200.0}) == (
-        "| fast | 99.51% (41) | 99.43% (24) | 50 | 0.25x | 1234 | 20 | 41 | not reached | 900 | CPU, 2 cores, float32 |"
+        "| fast | 99.51% (41; 99.34%-99.65%) | 99.43% (24; 99.15%-99.63%) | 50 | 0.25x | 1234 | 20 | 41 | not reached "
+        "| 900 | CPU, 2 cores, float32 |"
     )
     assert [line.count("|") for line in recipes.HEADER.splitlines()] == [
         recipes.row("fast", result, scores, None).count("|")
