@@ -1,5 +1,11 @@
 """Stage `export`: the ensemble as one TensorFlow SavedModel and as ONNX, which label uint8 digits (N, 28, 28, 1)
-with no code of this project."""
+with no code of this project.
+
+Both are TensorFlow's to make, so the members, whichever Keras backend trained them, load under TensorFlow here.
+"""
+
+import importlib.util
+import os
 
 from . import stage_process
 
@@ -15,6 +21,12 @@ def main():
     parser.add_argument("onnx_file", help="the same model as ONNX")
     args = parser.parse_args()
     with stage_process.stage("export"):
+        os.environ["KERAS_BACKEND"] = "tensorflow"  # before Keras is imported
+        if importlib.util.find_spec("tensorflow") is None:
+            raise stage_process.UserError(
+                "the SavedModel and ONNX files are TensorFlow's to make, and it is not installed here; "
+                "pip install -r requirements.txt"
+            )
         from . import config
         from .atomic import atomic_dir, atomic_path
         from .ensemble import member_paths

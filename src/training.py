@@ -1,5 +1,8 @@
-"""Fitting one ensemble member: the input pipeline, seeding, the distribution strategy, and a
-backup after each epoch from which a killed run resumes to the same model as an uninterrupted one."""
+"""Fitting one ensemble member: the input pipeline, seeding, the distribution over devices, and a
+backup after each epoch from which a killed run resumes to the same model as an uninterrupted one.
+
+The same code runs under every Keras backend: TensorFlow, the default, and JAX.
+"""
 
 import dataclasses
 import hashlib
@@ -10,11 +13,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from dvclive import Live
-from dvclive.keras import DVCLiveCallback
 
-from . import architectures, augmentation, device_policy, learning_rate
+from . import architectures, augmentation, device_policy, devices, learning_rate
 from .atomic import atomic_dir, atomic_path, finish_replacing, remove
 from .prepared_data import load_split
 
@@ -28,18 +29,20 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
     are unchanged, and discarded otherwise. `strategy` defaults to the one train.strategy
     picks; with several workers only the chief writes the model, the metrics and the
     backup, and every worker resumes from the chief's backup. `callbacks` go to model.fit too.
+    `strategy` is TensorFlow's; other backends spread a batch over their local devices with
+    keras.distribution.
     """
     keras.utils.set_random_seed(seed)
     if params.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    strategy = strategy or distribution_strategy(params.strategy)
-    chief = strategy.extended.should_checkpoint  # the chief, or the only task
-    batch_size = params.batch_size * strategy.num_replicas_in_sync  # batch_size is per replica
+        devices.make_deterministic()
+    spread = devices.spread(params.strategy, strategy)
+    batch_size = params.batch_size * spread.replicas  # batch_size is per replica
     images, labels, validation = training_data(load_split(train_npz), load_split(val_npz), params.final_fit)
     policy = device_policy.precision_policy(params.precision)
-    with strategy.scope():
+    with spread.scope():
         model = compiled_model(params, batch_size, -(-len(labels) // batch_size), policy)
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    batches = ShuffledBatches(images, labels, batch_size, seed)
+    chief = spread.chief  # the chief, or the only process
     reduce_lr = (
         keras.callbacks.ReduceLROnPlateau(**dataclasses.asdict(params.reduce_lr))
         if params.schedule == "plateau"
@@ -56,7 +59,7 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
     resumed_epoch = backup.saved_epoch()
     if resumed_epoch:
         print(f"train: resuming after epoch {resumed_epoch} from the backup in {backup.backup_dir}", flush=True)
-    callbacks = [EpochSeeds(epoch), reduce_lr or LearningRateLog(), *callbacks]
+    callbacks = [EpochSeeds(batches), reduce_lr or LearningRateLog(), *callbacks]
     if chief:
         if resumed_epoch:
             backup.restore_log()
@@ -65,9 +68,9 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
         live.step = resumed_epoch
         callbacks.append(LiveMetrics(live=live))
     model.fit(
-        training_batches(images, labels, batch_size, seed, epoch),
+        batches,
         epochs=params.epochs,
-        shuffle=False,  # training_batches shuffles
+        shuffle=False,  # ShuffledBatches shuffles
         validation_data=validation,
         # The backup copies what the logger wrote for the epoch, so it must come after it.
         callbacks=[*callbacks, backup],
@@ -126,9 +129,17 @@ def training_data(train_split, val_split, final_fit):
     return np.concatenate([train_split["x"], val_split["x"]]), np.concatenate([train_split["y"], val_split["y"]]), None
 
 
-class LiveMetrics(DVCLiveCallback):
-    """DVCLive's Keras logger, naming the validation split's metrics val/, as the evaluate stage's are, where
-    DVCLive's own convention says eval/."""
+class LiveMetrics(keras.callbacks.Callback):
+    """Each epoch's metrics to DVCLive, as DVCLive's own Keras callback logs them, but naming the validation
+    split's val/, as the evaluate stage's are, where DVCLive says eval/. DVCLive's callback is a tf.keras one,
+    which imports TensorFlow under every backend."""
+
+    def __init__(self, live):
+        super().__init__()
+        self.live = live
+
+    def on_train_end(self, logs=None):
+        self.live.end()
 
     def on_epoch_end(self, epoch, logs=None):
         for name, value in (logs or {}).items():
@@ -143,59 +154,24 @@ class LearningRateLog(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def distribution_strategy(name):
-    """auto: MirroredStrategy over the local GPUs when there are two or more, else the default strategy.
-    multiworker: MultiWorkerMirroredStrategy over the cluster that TF_CONFIG describes."""
-    if name == "multiworker":
-        return MultiWorkerMirroredStrategy()
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+class ShuffledBatches(keras.utils.PyDataset):
+    """(images, labels) batches in an order drawn from (seed, epoch) alone, where EpochSeeds sets the epoch:
+    a resumed run sees the order an uninterrupted one saw, whatever epoch it starts from."""
 
+    def __init__(self, images, labels, batch_size, seed):
+        super().__init__()
+        self.images, self.labels, self.batch_size, self.seed = images, labels, batch_size, seed
+        self.set_epoch(0)
 
-class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
-    """TensorFlow's strategy, taught to reduce what Keras 3's fit hands it (keras-team/keras#20585).
+    def set_epoch(self, epoch):
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.labels))
 
-    To build the model, fit reduces a whole batch of uint8 images and labels at once, and
-    after each step it reduces scalar metrics along axis 0; the multi-worker strategy takes
-    neither a nest, nor uint8, nor an axis that a scalar lacks.
-    """
+    def __len__(self):
+        return -(-len(self.labels) // self.batch_size)
 
-    def reduce(self, reduce_op, value, axis):
-        parent = super()
-
-        def reduce_part(part):
-            local = self.experimental_local_results(part)[0]
-            part_axis = None if local.shape.rank == 0 else axis
-            if local.dtype != tf.uint8:
-                return parent.reduce(reduce_op, part, part_axis)
-            wide = self.run(lambda local: tf.cast(local, tf.int32), args=(part,))
-            return tf.cast(parent.reduce(reduce_op, wide, part_axis), local.dtype)
-
-        return tf.nest.map_structure(reduce_part, value)
-
-
-def training_batches(images, labels, batch_size, seed, epoch):
-    """A tf.data pipeline of shuffled (images, labels) batches.
-
-    The order is drawn from (seed, epoch) each time the dataset is iterated, where epoch is
-    a variable that EpochSeeds sets; it does not depend on how many epochs this process ran.
-    """
-    count = len(labels)
-    images, labels = tf.constant(images), tf.constant(labels)
-
-    def epoch_order(_):
-        seed_pair = tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
-        return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(tf.range(count), seed_pair))
-
-    return (
-        tf.data.Dataset.range(1)
-        .flat_map(epoch_order)
-        .batch(batch_size)
-        .map(lambda indices: (tf.gather(images, indices), tf.gather(labels, indices)))
-        .apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.images[rows], self.labels[rows]
 
 
 class EpochSeeds(keras.callbacks.Callback):
@@ -206,15 +182,15 @@ class EpochSeeds(keras.callbacks.Callback):
     uninterrupted one.
     """
 
-    def __init__(self, epoch):
+    def __init__(self, batches):
         super().__init__()
-        self.epoch = epoch
+        self.batches = batches
 
     def on_train_begin(self, logs=None):
-        self.first_states = {id(v): v.numpy() for v in self.seed_generator_states()}
+        self.first_states = {id(v): keras.ops.convert_to_numpy(v) for v in self.seed_generator_states()}
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch.assign(epoch)
+        self.batches.set_epoch(epoch)
         for state in self.seed_generator_states():
             # The second word counts draws, one per step; epochs get disjoint ranges of it.
             state.assign(self.first_states[id(state)] + np.array([0, epoch << 32]))
@@ -275,7 +251,14 @@ def backup_dir(root, params, *inputs, remove_others=True):
     mix two runs.
     """
     fingerprint = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
-    code = (__file__, architectures.__file__, augmentation.__file__, device_policy.__file__, learning_rate.__file__)
+    code = (
+        __file__,
+        architectures.__file__,
+        augmentation.__file__,
+        device_policy.__file__,
+        devices.__file__,
+        learning_rate.__file__,
+    )
     for path in (*inputs, *code):
         fingerprint.update(Path(path).read_bytes())
     name = fingerprint.hexdigest()[:16]

@@ -1,0 +1,155 @@
+"""The pipeline under Keras's JAX backend (KERAS_BACKEND=jax): the same code, with TensorFlow out of reach.
+
+Each test runs its stages in processes that cannot import TensorFlow, as on a machine with JAX and
+without TensorFlow, except the export stage, whose SavedModel and ONNX files are TensorFlow's to make.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from test_pipeline import all_stages
+from test_train import stage_workdir
+
+from workdir import ROOT, environment_without_kaggle, epochs_backed_up, project_copy, repro, stages_run
+
+pytest.importorskip("jax", reason="JAX is not installed here: pip install -r requirements-jax.txt")
+
+# Loaded first by every Python process that finds it on its path: `import tensorflow` fails, unless the
+# process asked for the TensorFlow backend before importing it, as the export stage does.
+NO_TENSORFLOW = """
+import importlib.abc, os, sys
+
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow" and os.environ.get("KERAS_BACKEND") != "tensorflow":
+            raise ImportError(f"{name}: TensorFlow is out of reach in the JAX tests")
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+"""
+
+
+@pytest.fixture
+def jax_env(tmp_path):
+    """The environment of a process under KERAS_BACKEND=jax that cannot import TensorFlow and has no Kaggle
+    credentials."""
+    blocker = tmp_path / "no_tensorflow"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(NO_TENSORFLOW)
+    env = environment_without_kaggle(tmp_path / "home")
+    return {**env, "KERAS_BACKEND": "jax", "PYTHONPATH": f"{blocker}:{ROOT}"}
+
+
+def run_train(workdir, prepared_dir, name, env):
+    command = ["-m", "src.train", "--variant", "base", "--seed", "1", prepared_dir, f"{name}.keras"]
+    return subprocess.Popen(
+        [sys.executable, *command, f"{name}_live", f"{name}_backup"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def same_weights(first, second, env):
+    """Whether two saved members' weights are equal bit for bit, read back under JAX."""
+    script = (
+        "import sys, keras, numpy as np, src.augmentation\n"
+        "a, b = (keras.models.load_model(path).get_weights() for path in sys.argv[1:])\n"
+        "print(all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)))"
+    )
+    result = subprocess.run([sys.executable, "-c", script, first, second], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout == "True\n"
+
+
+def test_jax_is_really_the_backend_and_tensorflow_out_of_reach(jax_env):
+    script = "import keras; print(keras.backend.backend()); import tensorflow"
+    result = subprocess.run([sys.executable, "-c", script], env=jax_env, capture_output=True, text=True)
+    assert result.stdout == "jax\n" and "TensorFlow is out of reach" in result.stderr
+
+
+def test_jax_training_is_seeded_and_a_killed_run_resumes_exactly(plateau_dir, tmp_path, jax_env):
+    """Under JAX on a CPU, a run killed after its second epoch and resumed in a new process ends with the
+    weights of an uninterrupted one from the same seed, bit for bit: the tolerance is zero."""
+    workdir = stage_workdir(
+        tmp_path,
+        {"epochs": 4, "schedule": "plateau", "reduce_lr.patience": 2, "augment.rotation": 10, "augment.shift": 0.1},
+    )
+    whole = run_train(workdir, plateau_dir, "whole", jax_env)
+    assert whole.wait() == 0, whole.stdout.read()
+
+    killed = run_train(workdir, plateau_dir, "resumed", jax_env)
+    while epochs_backed_up(workdir / "resumed_backup") < 2:
+        assert killed.poll() is None, killed.stdout.read()
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait() == -signal.SIGKILL
+    resumed = run_train(workdir, plateau_dir, "resumed", jax_env)
+    output = resumed.communicate()[0]
+    assert resumed.returncode == 0, output
+    assert "train: resuming after epoch 2" in output and "Epoch 3/4" in output and "Epoch 2/4" not in output
+
+    assert same_weights(workdir / "whole.keras", workdir / "resumed.keras", jax_env)
+    curve = "plots/metrics/train/learning_rate.tsv"  # the plateau counters survived the kill too
+    assert (workdir / "resumed_live" / curve).read_text() == (workdir / "whole_live" / curve).read_text()
+
+
+def test_jax_data_parallel_over_two_cpus_trains_as_one_device(prepared_dir, tmp_path, jax_env):
+    """keras.distribution's DataParallel over two CPU devices: twice the global batch at twice the rate, so
+    the accuracy is within noise of one device's."""
+    script = """
+import json, sys
+import keras, numpy as np
+from src import config, devices
+from src.training import train
+
+prepared, overrides = sys.argv[1], json.loads(sys.argv[2])
+params = config.load("params.yaml", overrides).train
+model = train(f"{prepared}/train.npz", f"{prepared}/val.npz", "m.keras", "live", params, 1, "backup")
+val = np.load(f"{prepared}/val.npz")
+accuracy = float((model.predict(val["x"], verbose=0).argmax(axis=1) == val["y"]).mean())
+print(json.dumps({"replicas": len(keras.distribution.list_devices()), "accuracy": accuracy}))
+"""
+    overrides = {
+        "train.arch": "mlp",
+        "train.epochs": 4,
+        "train.batch_size": 16,
+        "train.lr_scaling.base_batch_size": 16,
+        "train.precision": "float32",
+    }
+    results = {}
+    for count in (1, 2):
+        (tmp_path / str(count)).mkdir()
+        env = {**jax_env, "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}"}
+        run = subprocess.run(
+            [sys.executable, "-c", script, prepared_dir, json.dumps(overrides)],
+            cwd=stage_workdir(tmp_path / str(count), {}),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert run.returncode == 0, run.stderr
+        results[count] = json.loads(run.stdout.splitlines()[-1])
+    assert [results[count]["replicas"] for count in (1, 2)] == [1, 2]
+    assert results[1]["accuracy"] > 0.5, results  # chance is 0.1
+    assert abs(results[2]["accuracy"] - results[1]["accuracy"]) <= 0.1, results
+
+
+def test_jax_dvc_repro_runs_every_stage_offline(tmp_path, jax_env):
+    project = project_copy(tmp_path / "project", **{"train.epochs": 1})
+    output = repro(project, jax_env)
+    assert stages_run(output) == all_stages(project)
+    assert "source: using 'sample'" in output and "export: 1 member, tta_shift 0" in output
+    scores = yaml.safe_load((project / "eval/scores.json").read_text())
+    assert scores["test"]["accuracy"] > 0.8  # one epoch on 2,800 digits
+    assert (project / "submissions/submission.csv").read_text().count("\n") == 1001
+    assert repro(project, jax_env).count("Running stage") == 1  # only `source`, which always runs
