@@ -4,7 +4,6 @@ with no code of this project.
 Both are TensorFlow's to make, so the members, whichever Keras backend trained them, load under TensorFlow here.
 """
 
-import importlib.util
 import os
 
 from . import stage_process
@@ -22,11 +21,13 @@ def main():
     args = parser.parse_args()
     with stage_process.stage("export"):
         os.environ["KERAS_BACKEND"] = "tensorflow"  # before Keras is imported
-        if importlib.util.find_spec("tensorflow") is None:
+        try:
+            import tensorflow  # noqa: F401  (first, as in every stage: stage_process quiets its start)
+        except ModuleNotFoundError:
             raise stage_process.UserError(
                 "the SavedModel and ONNX files are TensorFlow's to make, and it is not installed here; "
                 "pip install -r requirements.txt"
-            )
+            ) from None
         from . import config
         from .atomic import atomic_dir, atomic_path
         from .ensemble import member_paths
