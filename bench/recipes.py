@@ -26,7 +26,6 @@ followed by one scored with test-time augmentation, as `ensemble.tta_shift` does
 import argparse
 import dataclasses
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -98,7 +97,7 @@ def run_one(recipe, variant, seed, prepared, out, side_by_side, precision):
     its model, both holdouts' probabilities and its figures."""
     import keras
 
-    from src.device_policy import precision_policy
+    from src.device_policy import device_name, precision_policy
     from src.training import train
 
     class EpochClock(keras.callbacks.Callback):
@@ -142,23 +141,6 @@ def run_one(recipe, variant, seed, prepared, out, side_by_side, precision):
         + (f", {side_by_side} runs side by side" if side_by_side > 1 else ""),
     }
     (out / "result.json").write_text(json.dumps(result, indent=2))
-
-
-def device_name():
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "CPU",
-    )
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores"
 
 
 def run_all(recipe, variants, seeds, prepared, results, jobs, precision):
@@ -260,8 +242,11 @@ def row(name, result, scores, baseline):
     baseline the seed CNN's result, or None."""
 
     def seconds(t):
-        value = result["seconds_to"].get(f"{t:.3f}", "-")
-        return "not reached" if value is None else value if value == "-" else f"{value:.0f}"
+        """When the run reached accuracy t; an ensemble's row records none."""
+        if f"{t:.3f}" not in result["seconds_to"]:
+            return "-"
+        value = result["seconds_to"][f"{t:.3f}"]
+        return "not reached" if value is None else f"{value:.0f}"
 
     ratio = f"{result['train_seconds'] / baseline['train_seconds']:.2f}x" if baseline else "-"
     held_out = " | ".join(

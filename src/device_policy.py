@@ -1,6 +1,7 @@
 """How the work runs on this machine: the dtype policy a precision param picks for its GPU
-or CPU, and TensorFlow's CPU thread pools."""
+or CPU, TensorFlow's CPU thread pools, and the device's name for benchmark rows."""
 
+import os
 from pathlib import Path
 
 import keras
@@ -27,20 +28,41 @@ def precision_policy(name):
     """dtype_policy for `name` on this machine: its first GPU, as the Keras backend sees it, else its CPU."""
     if name != "auto":
         return name
-    capability = None
+    gpu = first_gpu()
+    capability = gpu and gpu[1]
+    # Only TensorFlow, through oneDNN, turns a CPU's bfloat16 arithmetic into speed; JAX's XLA trains no
+    # faster in bfloat16 on it than in float32 (docs/benchmarks.md, Keras on JAX against TensorFlow).
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    return dtype_policy(name, capability, capability is None and on_tensorflow and cpu_has_bfloat16())
+
+
+def first_gpu():
+    """(name, compute capability (major, minor)) of the first GPU the Keras backend sees, or None."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
-            capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+            details = tf.config.experimental.get_device_details(gpus[0])
+            return details.get("device_name", "GPU"), details.get("compute_capability")
     elif keras.backend.backend() == "jax":
         import jax
 
         device = jax.devices()[0]
         if device.platform == "gpu":
-            capability = tuple(map(int, device.compute_capability.split(".")))
-    return dtype_policy(name, capability, capability is None and cpu_has_bfloat16())
+            return device.device_kind, tuple(map(int, device.compute_capability.split(".")))
+    return None
+
+
+def device_name():
+    """The GPU, or the CPU and its cores, that Keras runs on, and its backend: a benchmark row's machine."""
+    gpu = first_gpu()
+    if gpu:
+        name = gpu[0]
+    else:
+        cpu = (line.split(":", 1)[1].strip() for line in read_lines("/proc/cpuinfo") if line.startswith("model name"))
+        name = f"{next(cpu, 'CPU')}, {len(os.sched_getaffinity(0))} cores"
+    return f"{name}, Keras on {keras.backend.backend()}"
 
 
 # x86 instruction sets with bfloat16 dot products, which oneDNN runs TensorFlow's bfloat16
@@ -50,12 +72,17 @@ BFLOAT16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
     """Whether the CPU has bfloat16 arithmetic, by the flags Linux lists; False where it lists none."""
-    try:
-        lines = Path(cpuinfo).read_text().splitlines()
-    except OSError:
-        return False
+    lines = read_lines(cpuinfo)
     flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
     return not BFLOAT16_CPU_FLAGS.isdisjoint(flags)
+
+
+def read_lines(path):
+    """The file's lines; none where it can't be read (/proc/cpuinfo off Linux)."""
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
 
 
 def in_precision(model, policy):

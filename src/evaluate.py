@@ -21,7 +21,7 @@ def main():
         from . import config
         from .device_policy import configure_threads, precision_policy
         from .ensemble import member_paths
-        from .scoring import evaluate
+        from .scoring import compared_scores, evaluate
 
         params = config.load_params()
         prepared, out = Path(args.prepared_dir), Path(args.eval_dir)
@@ -46,7 +46,7 @@ def main():
             precision_policy(params.ensemble.precision),
             params.runtime.inference_batch_size,
         )
-        headline = ", ".join(scored(name, values) for name, values in metrics.items() if name != "sealed")
+        headline = ", ".join(scored(name, values) for name, values in compared_scores(metrics).items())
         print(f"evaluate: {headline} -> {out}")
 
 

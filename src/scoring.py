@@ -28,6 +28,12 @@ def labelled_splits(val_npz, test_npz):
 
 
 HEADLINE = ("accuracy", "errors")
+SEALED = "sealed"  # the second holdout: scored into scores.json, never compared on (README: Holdouts)
+
+
+def compared_scores(scores):
+    """The scores of the splits experiments are compared on: all but the sealed holdout's."""
+    return {name: split for name, split in scores.items() if name != SEALED}
 
 
 def accuracy_interval(errors, images):
@@ -109,23 +115,26 @@ def evaluate(
     ):
         (plots / "confusion").mkdir()
         (plots / "misclassified").mkdir()
-        for name, (images, labels) in labelled_splits(val_npz, test_npz).items():
+        compared = labelled_splits(val_npz, test_npz)
+        sealed = load_split(sealed_npz)
+        # prepare.sealed_fraction 0 leaves the sealed split empty
+        holdouts = {**compared, SEALED: (sealed["x"], sealed["y"])} if len(sealed["y"]) else compared
+        for name, (images, labels) in holdouts.items():
             members = member_probabilities(model_paths, images, batch_size, tta_shift, policy)
-            probabilities = members.mean(axis=0)
             metrics[name] = ensemble_score(model_paths, labels, members)
-            reports.append(f"{name}\n{classification_report(labels, probabilities.argmax(axis=1), digits=4)}")
-            pd.DataFrame({"actual": labels, "predicted": probabilities.argmax(axis=1)}).to_csv(
+            if name not in compared:
+                continue
+            probabilities = members.mean(axis=0)
+            predicted = probabilities.argmax(axis=1)
+            reports.append(f"{name}\n{classification_report(labels, predicted, digits=4)}")
+            pd.DataFrame({"actual": labels, "predicted": predicted}).to_csv(
                 plots / "confusion" / f"{name}.csv", index=False
             )
             plot_misclassified(
                 images, labels, probabilities, plots / "misclassified" / f"{name}.png", max_misclassified
             )
-        sealed = load_split(sealed_npz)
-        if len(sealed["y"]):  # prepare.sealed_fraction 0 leaves it empty
-            members = member_probabilities(model_paths, sealed["x"], batch_size, tta_shift, policy)
-            metrics["sealed"] = ensemble_score(model_paths, sealed["y"], members)
         report_tmp.write_text("\n".join(reports))
-        headline = {name: {key: split[key] for key in HEADLINE} for name, split in metrics.items() if name != "sealed"}
+        headline = {name: {key: split[key] for key in HEADLINE} for name, split in compared_scores(metrics).items()}
         metrics_tmp.write_text(json.dumps(headline, indent=2) + "\n")
         scores_tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

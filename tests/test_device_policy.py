@@ -1,11 +1,13 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from src.architectures import build_model
-from src.device_policy import cpu_has_bfloat16, dtype_policy, in_precision
+from src.device_policy import cpu_has_bfloat16, device_name, dtype_policy, in_precision
 from workdir import ROOT
 
 
@@ -71,3 +73,10 @@ def test_thread_settings_reach_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "3"]
+
+
+def test_a_benchmark_row_names_the_cpu_its_cores_and_the_backend():
+    name = device_name()  # CI's machine has no GPU
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next(line for line in cpuinfo if line.startswith("model name")).split(":", 1)[1].strip()
+    assert name == f"{model}, {len(os.sched_getaffinity(0))} cores, Keras on tensorflow"

@@ -14,7 +14,9 @@ import pytest
 import yaml
 from test_pipeline import all_stages
 from test_train import stage_workdir
+from test_training import FAST
 
+from conftest import TINY
 from workdir import ROOT, environment_without_kaggle, epochs_backed_up, project_copy, repro, stages_run
 
 pytest.importorskip("jax", reason="JAX is not installed here: pip install -r requirements-jax.txt")
@@ -76,6 +78,16 @@ def test_jax_is_really_the_backend_and_tensorflow_out_of_reach(jax_env):
     assert result.stdout == "jax\n" and "TensorFlow is out of reach" in result.stderr
 
 
+def test_jax_precision_auto_keeps_float32_on_a_cpu_with_bfloat16_math(jax_env):
+    script = (
+        "from src import device_policy\n"
+        "device_policy.cpu_has_bfloat16 = lambda: True  # as on a CPU with AVX512_BF16 or AMX\n"
+        "print(device_policy.precision_policy('auto'))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=jax_env, capture_output=True, text=True)
+    assert result.stdout == "float32\n", result.stderr
+
+
 def test_jax_training_is_seeded_and_a_killed_run_resumes_exactly(plateau_dir, tmp_path, jax_env):
     """Under JAX on a CPU, a run killed after its second epoch and resumed in a new process ends with the
     weights of an uninterrupted one from the same seed, bit for bit: the tolerance is zero."""
@@ -118,13 +130,7 @@ val = np.load(f"{prepared}/val.npz")
 accuracy = float((model.predict(val["x"], verbose=0).argmax(axis=1) == val["y"]).mean())
 print(json.dumps({"replicas": len(keras.distribution.list_devices()), "accuracy": accuracy}))
 """
-    overrides = {
-        "train.arch": "mlp",
-        "train.epochs": 4,
-        "train.batch_size": 16,
-        "train.lr_scaling.base_batch_size": 16,
-        "train.precision": "float32",
-    }
+    overrides = {**TINY, **{f"train.{name}": value for name, value in FAST.items()}}  # as the TensorFlow twin
     results = {}
     for count in (1, 2):
         (tmp_path / str(count)).mkdir()
@@ -140,7 +146,7 @@ print(json.dumps({"replicas": len(keras.distribution.list_devices()), "accuracy"
         assert run.returncode == 0, run.stderr
         results[count] = json.loads(run.stdout.splitlines()[-1])
     assert [results[count]["replicas"] for count in (1, 2)] == [1, 2]
-    assert results[1]["accuracy"] > 0.5, results  # chance is 0.1
+    assert results[1]["accuracy"] > 0.5, results  # chance is 0.1, as in the TensorFlow twin
     assert abs(results[2]["accuracy"] - results[1]["accuracy"]) <= 0.1, results
 
 

@@ -210,7 +210,7 @@ def test_mirrored_over_two_cpus_matches_one_device(prepared_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     accuracy = json.loads(result.stdout.splitlines()[-1])
     assert accuracy["one_replicas"] == 1 and accuracy["mirrored_replicas"] == 2
-    assert accuracy["one"] > 0.6  # chance is 0.1
+    assert accuracy["one"] > 0.5  # chance is 0.1
     # Twice the batch at twice the rate: the same number of images seen, within 100 digits' noise.
     assert abs(accuracy["mirrored"] - accuracy["one"]) <= 0.1, accuracy
 
