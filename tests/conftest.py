@@ -6,7 +6,7 @@ import pytest
 
 from kaggle_server import FakeKaggle
 from src import config
-from workdir import ROOT, environment_without_kaggle
+from workdir import ROOT, environment_without_kaggle, project_copy, repro
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
@@ -70,6 +70,20 @@ def kaggle_env(kaggle_server, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     return {**environment_without_kaggle(home), **kaggle_server.client_env()}
+
+
+@pytest.fixture(scope="session")
+def first_run(tmp_path_factory):
+    """(project, output): a git copy of this repo after its first offline `dvc repro`, the seed CNN for one
+    epoch, and what that printed. A test module copies it (shutil.copytree) rather than running it again."""
+    project = project_copy(tmp_path_factory.mktemp("first_run"), **{"train.epochs": 1})
+    return project, repro(project, environment_without_kaggle(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture(scope="module")
+def project(first_run, tmp_path_factory):
+    """A copy of first_run's project, after its first `dvc repro`, for one test module to change."""
+    return shutil.copytree(first_run[0], tmp_path_factory.mktemp("copy") / "project", symlinks=True)
 
 
 @pytest.fixture(scope="session")

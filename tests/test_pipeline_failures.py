@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from workdir import environment_without_kaggle, epochs_backed_up, project_copy, repro, run_module, set_param, stages_run
+from workdir import environment_without_kaggle, epochs_backed_up, repro, run_module, set_param, stages_run
 
 KEPT = [
     "submissions/submission.csv",
@@ -23,14 +23,6 @@ KEPT = [
 @pytest.fixture(scope="module")
 def offline_env(tmp_path_factory):
     return environment_without_kaggle(tmp_path_factory.mktemp("home"))
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, offline_env):
-    """A repo copy that has run once: an MLP for one epoch, on the offline sample."""
-    project = project_copy(tmp_path_factory.mktemp("project"), **{"train.arch": "mlp", "train.epochs": 1})
-    repro(project, offline_env)
-    return project
 
 
 def contents(project):
