@@ -60,8 +60,7 @@ def device_name():
     if gpu:
         name = gpu[0]
     else:
-        cpu = (line.split(":", 1)[1].strip() for line in read_lines("/proc/cpuinfo") if line.startswith("model name"))
-        name = f"{next(cpu, 'CPU')}, {len(os.sched_getaffinity(0))} cores"
+        name = f"{cpuinfo_field('model name') or 'CPU'}, {len(os.sched_getaffinity(0))} cores"
     return f"{name}, Keras on {keras.backend.backend()}"
 
 
@@ -72,17 +71,16 @@ BFLOAT16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
     """Whether the CPU has bfloat16 arithmetic, by the flags Linux lists; False where it lists none."""
-    lines = read_lines(cpuinfo)
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    return not BFLOAT16_CPU_FLAGS.isdisjoint(flags)
+    return not BFLOAT16_CPU_FLAGS.isdisjoint((cpuinfo_field("flags", cpuinfo) or "").split())
 
 
-def read_lines(path):
-    """The file's lines; none where it can't be read (/proc/cpuinfo off Linux)."""
+def cpuinfo_field(name, cpuinfo="/proc/cpuinfo"):
+    """The first CPU's value of a field Linux lists, such as "model name"; None where it lists none (off Linux)."""
     try:
-        return Path(path).read_text().splitlines()
+        lines = Path(cpuinfo).read_text().splitlines()
     except OSError:
-        return []
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.split(":", 1)[0].strip() == name), None)
 
 
 def in_precision(model, policy):
