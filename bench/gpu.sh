@@ -8,12 +8,13 @@
 #
 # With the device tool: run(command="bash bench/gpu.sh run $OUT", carry=[".gpu"], timeout_s=590).
 #
-# `run` trains the gpu recipe (time to 99.5% and 99.7%), then the champion's 4 members side by side,
-# each under its own time limit so that a short loan still reports the first table.
+# `run` times augmentation's two samplers (bench/augmentation_speed.py), trains the gpu recipe (time to 99.5%
+# and 99.7%), then the champion's 4 members side by side, each under its own time limit so that a short loan
+# still reports the first tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# What that machine lacks of the pipeline's training code, at requirements.txt's versions: Keras and its
+# What that machine lacks of the pipeline's training code, at requirements-common.txt's versions: Keras and its
 # two small needs, pydantic for params.yaml, and DVCLive with the part of DVC that its Live opens.
 WHEELS=(
   keras==3.15.1 namex==0.1.0 optree==0.20.0
@@ -44,13 +45,14 @@ case "${1:-}" in
     nvidia-smi -L || true
     python3 -c 'import jax, keras; print("jax", jax.__version__, jax.devices(), "keras", keras.__version__)'
     bench=(python3 bench/recipes.py --zip .gpu/digit-recognizer.zip --out "$out/results")
-    { timeout "${GPU_RECIPE_SECONDS:-180}" "${bench[@]}" gpu --seeds 42 43 || echo "gpu recipe: stopped (exit $?)"
+    { timeout 120 python3 bench/augmentation_speed.py || echo "augmentation: stopped (exit $?)"
+      timeout "${GPU_RECIPE_SECONDS:-180}" "${bench[@]}" gpu --seeds 42 43 || echo "gpu recipe: stopped (exit $?)"
       timeout "${CHAMPION_SECONDS:-300}" "${bench[@]}" champion --seeds 42 43 44 45 --jobs 4 ||
         echo "champion: stopped (exit $?)"
     } 2>&1 | tee "$out/gpu.log"
     ;;
   *)
-    sed -n 2,12p "$0"
+    sed -n 2,13p "$0"
     exit 2
     ;;
 esac

@@ -66,13 +66,22 @@ def recipe_params(recipe, variants=None, precision=None):
 
 def exp_run_command(recipe, seeds=None, variants=None, final_fit=False):
     """The `dvc exp run` line that trains the recipe in the pipeline, with these members when they are not
-    params.yaml's; with final_fit, on all of train.csv."""
-    defaults = config.load(ROOT / "params.yaml").ensemble
+    params.yaml's (by the name of an `ensembles` entry that has them and changes nothing else); with final_fit,
+    on all of train.csv."""
+    params = config.load(ROOT / "params.yaml")
+    ensemble = params.ensemble
+    members = dataclasses.replace(
+        ensemble, seeds=tuple(seeds or ensemble.seeds), variants=tuple(variants or ensemble.variants)
+    )
+    named = [name for name, entry in params.ensembles.items() if entry == members]
     settings = [f"recipe={recipe}"]
-    if variants and tuple(variants) != defaults.variants:
-        settings.append(f"'ensemble.variants=[{','.join(variants)}]'")
-    if seeds and tuple(seeds) != defaults.seeds:
-        settings.append(f"'ensemble.seeds=[{','.join(map(str, seeds))}]'")
+    if members != ensemble and named:
+        settings.append(f"'ensemble=${{ensembles.{named[0]}}}'")
+    else:
+        if members.variants != ensemble.variants:
+            settings.append(f"'ensemble.variants=[{','.join(members.variants)}]'")
+        if members.seeds != ensemble.seeds:
+            settings.append(f"'ensemble.seeds=[{','.join(map(str, members.seeds))}]'")
     if final_fit:
         settings.append("train.final_fit=true")
         train = recipe_params(recipe, variants).train

@@ -32,7 +32,13 @@ class RandomAffine(layers.Layer):
     def call(self, images, training=False):
         if not training:
             return images
-        batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
+        transform = self.random_transforms(ops.shape(images)[0], images.shape[1], images.shape[2])
+        moved = ops.image.affine_transform(ops.cast(images, "float32"), transform, fill_mode="constant")
+        return ops.cast(moved, images.dtype)
+
+    def random_transforms(self, batch, height, width):
+        """(batch, 8): for each image, the affine map from each output pixel's (x, y) to the input's, in the form
+        ops.image.affine_transform takes."""
 
         def uniform(bound):
             return keras.random.uniform((batch,), -bound, bound, seed=self.seed_generator)
@@ -53,9 +59,7 @@ class RandomAffine(layers.Layer):
         move = matrix((ones, zeros, -shift_x), (zeros, ones, -shift_y), (zeros, zeros, ones))
         slant = matrix((ones, shear, zeros), (zeros, ones, zeros), (zeros, zeros, ones))
         # The layers' order: the rotation samples the zoom's output, which samples the shift's, and so on.
-        transform = ops.reshape(rotate @ scale @ move @ slant, (batch, 9))[:, :8]
-        moved = ops.image.affine_transform(ops.cast(images, "float32"), transform, fill_mode="constant")
-        return ops.cast(moved, images.dtype)
+        return ops.reshape(rotate @ scale @ move @ slant, (batch, 9))[:, :8]
 
     def get_config(self):
         return {

@@ -12,7 +12,7 @@ train the members, kept as a small file instead of a long `dvc exp run -S ...` l
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
@@ -151,13 +151,15 @@ class Runtime:
 
 @dataclasses.dataclass(frozen=True)
 class Params:
-    """All of params.yaml, with its recipe's changes in. `variants` holds each variant's changes to `train`, as
+    """All of params.yaml, with its recipe's changes in. `ensembles` are named `ensemble` sections, for `dvc exp
+    run -S 'ensemble=${ensembles.<name>}'` to copy. `variants` holds each variant's changes to `train`, as
     written; member_train(variant) gives the whole `train` section that a member of it trains with."""
 
     recipe: str
     data: Data
     prepare: Prepare
     ensemble: Ensemble
+    ensembles: Mapping[str, Ensemble]
     train: Train
     variants: Mapping[str, Mapping[str, Any]]
     evaluate: Evaluate
@@ -291,12 +293,14 @@ def parse(raw, relations=True):
             f"prepare.val_fraction ({prepare.val_fraction}) and prepare.sealed_fraction ({prepare.sealed_fraction}) "
             "hold back more than 0.9 of train.csv together; leave most of it to train on"
         )
-    undefined = [name for name in params.ensemble.variants if name not in params.variants]
-    if undefined:
-        raise ConfigError(
-            f"ensemble.variants names {undefined[0]!r}, which `variants` does not define; it defines "
-            f"{', '.join(params.variants) or 'none'}"
-        )
+    named = {"ensemble": params.ensemble, **{f"ensembles.{name}": entry for name, entry in params.ensembles.items()}}
+    for where, ensemble in named.items():
+        undefined = [name for name in ensemble.variants if name not in params.variants]
+        if undefined:
+            raise ConfigError(
+                f"{where}.variants names {undefined[0]!r}, which `variants` does not define; it defines "
+                f"{', '.join(params.variants) or 'none'}"
+            )
     return params
 
 
@@ -339,9 +343,12 @@ def shown(value):
 
 
 def field_type(kind, keys):
-    """The dataclass that keys, a path of field names, lead to from kind."""
+    """The dataclass that keys, a path of field names (and of a mapping's keys), lead to from kind."""
     for key in keys:
-        kind = {field.name: field.type for field in dataclasses.fields(kind)}[key]
+        if get_origin(kind) is Mapping:
+            kind = get_args(kind)[1]
+        else:
+            kind = {field.name: field.type for field in dataclasses.fields(kind)}[key]
     return kind
 
 

@@ -26,6 +26,10 @@ BAD = {
     "ensemble.variants": (["nope"], "which `variants` does not define"),
     "ensemble.tta_shift": (-1, "greater than or equal to 0"),
     "ensemble.precision": ("float16", "'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'"),
+    "ensembles.mix.seeds": ([], "at least 1 item"),
+    "ensembles.mix.variants": (["nope"], "which `variants` does not define"),
+    "ensembles.mix.tta_shift": (5, "less than or equal to 4"),
+    "ensembles.mix.precision": ("half", "'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'"),
     "train.arch": ("vgg_cnn", "'cnn', 'bn_cnn', 'fast_cnn' or 'mlp'"),
     "train.augment.rotation": (-5, "greater than or equal to 0"),
     "train.augment.zoom": (1, "less than 1"),
@@ -115,6 +119,13 @@ def test_an_unknown_key_is_refused_naming_its_place_and_the_known_ones():
     ):
         config.parse(raw)
     raw = config.with_overrides(RAW, {})
+    raw["ensembles"]["mix"]["members"] = 16
+    with pytest.raises(
+        config.ConfigError,
+        match=r"^ensembles\.mix\.members: no such param; ensembles\.mix has seeds, variants, tta_shift, precision$",
+    ):
+        config.parse(raw)
+    raw = config.with_overrides(RAW, {})
     raw["trian"] = {}
     with pytest.raises(config.ConfigError, match=r"^trian: no such section"):
         config.parse(raw)
@@ -124,6 +135,10 @@ def test_a_missing_param_or_section_is_named():
     raw = config.with_overrides(RAW, {})
     del raw["train"]["reduce_lr"]["patience"]
     with pytest.raises(config.ConfigError, match=r"^train\.reduce_lr\.patience is missing$"):
+        config.parse(raw)
+    raw = config.with_overrides(RAW, {})
+    del raw["ensembles"]["mix"]["tta_shift"]  # as `-S 'ensemble=${ensembles.mix}'` would leave ensemble.tta_shift
+    with pytest.raises(config.ConfigError, match=r"^ensembles\.mix\.tta_shift is missing$"):
         config.parse(raw)
     raw = config.with_overrides(RAW, {})
     del raw["evaluate"]

@@ -14,10 +14,10 @@ def pins(text):
     }
 
 
-def test_the_carried_wheels_are_pinned_as_requirements_txt_pins_them():
+def test_the_carried_wheels_are_pinned_as_the_requirements_pin_them():
     script = (ROOT / "bench" / "gpu.sh").read_text()
     carried = pins(script[script.index("WHEELS=(") : script.index(")", script.index("WHEELS=("))])
-    required = pins((ROOT / "requirements.txt").read_text())
+    required = pins("".join((ROOT / name).read_text() for name in ("requirements-common.txt", "requirements-jax.txt")))
     assert {"keras", "pydantic", "dvclive", "dvc"} <= set(carried)
     shared = set(carried) & set(required)
     assert {name: carried[name] for name in shared} == {name: required[name] for name in shared}

@@ -29,7 +29,9 @@ LINES = [
 def test_dvc_reads_a_recipe_line_as_the_benchmark_trains_it(recipe, variants, seeds, final_fit, tmp_path):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
-    words = shlex.split(recipes.exp_run_command(recipe, seeds, variants, final_fit))
+    line = recipes.exp_run_command(recipe, seeds, variants, final_fit)
+    assert len(line) < 100, line
+    words = shlex.split(line)
     apply_overrides(tmp_path / "params.yaml", [words[i + 1] for i, word in enumerate(words) if word == "-S"])
     benchmarked = recipes.recipe_params(recipe, variants)
     if final_fit and benchmarked.train.schedule == "plateau":  # a final fit cannot watch the validation split
@@ -48,6 +50,10 @@ def test_a_recipe_line_says_only_what_differs_from_params_yaml():
     assert recipes.exp_run_command("champion", [42, 43, 44, 45], final_fit=True) == (
         "dvc exp run -S recipe=champion -S 'ensemble.seeds=[42,43,44,45]' -S train.final_fit=true"
     )
+    assert recipes.exp_run_command("champion_long", *reversed(recipes.MIX[1:])) == (
+        "dvc exp run -S recipe=champion_long -S 'ensemble=${ensembles.mix}'"  # params.yaml's named ensemble
+    )
+    assert recipes.exp_run_command("champion", [42, 43]) == "dvc exp run -S recipe=champion -S 'ensemble.seeds=[42,43]'"
 
 
 def test_a_recipe_trains_each_of_its_variants_from_each_seed():

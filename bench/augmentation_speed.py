@@ -1,0 +1,102 @@
+"""Augmentation's sampler on this machine's device, under the current Keras backend: images/s of Keras's
+ops.image.affine_transform, which RandomAffine uses, against a bilinear sampler built from gathers in keras.ops.
+
+The gather sampler is a candidate, not adopted (docs/benchmarks.md): on a CPU it is no faster under JAX and
+slower under TensorFlow. It is kept for the GPU, where JAX's affine_transform goes through
+jax.scipy.ndimage.map_coordinates, measured there once at 8.8 s per 6,400 digits. Both sample RandomAffine's
+own transforms for the champion recipe's augmentation; the gap between their outputs is printed too.
+
+    python bench/augmentation_speed.py                      # TensorFlow
+    KERAS_BACKEND=jax python bench/augmentation_speed.py    # JAX
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def gather_affine(images, transform):
+    """images (N, H, W, C) float32 moved by transform (N, 8) as ops.image.affine_transform does with bilinear
+    interpolation and fill_mode="constant" (black outside the image), through four gathers."""
+    from keras import ops
+
+    n, h, w, c = ops.shape(images)[0], images.shape[1], images.shape[2], images.shape[3]
+    rows, columns = ops.meshgrid(ops.arange(h, dtype="float32"), ops.arange(w, dtype="float32"), indexing="ij")
+    a0, a1, a2, b0, b1, b2 = (ops.reshape(transform[:, i], (-1, 1, 1)) for i in range(6))
+    x = a0 * columns + a1 * rows + a2  # (N, H, W): where in the input each output pixel samples
+    y = b0 * columns + b1 * rows + b2
+    x0, y0 = ops.floor(x), ops.floor(y)
+    pixels = ops.reshape(images, (-1, c))  # (N*H*W, C)
+    first = ops.reshape(ops.arange(n, dtype="int32") * (h * w), (-1, 1, 1))  # each image's first pixel
+
+    def corner(row, column):  # (N, H, W, C): the input's pixel there, black outside the image
+        inside = (column >= 0) & (column <= w - 1) & (row >= 0) & (row <= h - 1)
+        index = first + ops.cast(ops.clip(row, 0, h - 1), "int32") * w + ops.cast(ops.clip(column, 0, w - 1), "int32")
+        value = ops.reshape(ops.take(pixels, ops.reshape(index, (-1,)), axis=0), (n, h, w, c))
+        return value * ops.cast(inside, images.dtype)[..., None]
+
+    dx, dy = (x - x0)[..., None], (y - y0)[..., None]
+    top = corner(y0, x0) * (1 - dx) + corner(y0, x0 + 1) * dx
+    bottom = corner(y0 + 1, x0) * (1 - dx) + corner(y0 + 1, x0 + 1) * dx
+    return top * (1 - dy) + bottom * dy
+
+
+def compiled(function):
+    """function compiled as a training step would run it: jax.jit, or a tf.function."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(function)
+    import tensorflow as tf
+
+    return tf.function(function)
+
+
+def images_per_second(function, images, transform, calls):
+    """The best of three timings of `calls` calls, each compiled beforehand."""
+    from keras import ops
+
+    ops.convert_to_numpy(function(images, transform))
+    best = 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(calls):
+            result = function(images, transform)
+        ops.convert_to_numpy(result)  # waits for the device
+        best = max(best, calls * len(images) / (time.perf_counter() - start))
+    return best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=64, help="images a call: the champion recipe's batch")
+    parser.add_argument("--calls", type=int, default=100, help="calls a timing")
+    args = parser.parse_args()
+
+    import keras
+    import numpy as np
+    from keras import ops
+
+    from src.augmentation import RandomAffine
+    from src.device_policy import device_name
+
+    images = np.random.default_rng(0).uniform(0, 255, (args.batch, 28, 28, 1)).astype("float32")
+    layer = RandomAffine(rotation=10, zoom=0.1, shift=0.1, seed=0)  # recipes/champion.yaml's augmentation
+    transform = ops.convert_to_numpy(layer.random_transforms(args.batch, 28, 28))
+    keras_op = compiled(lambda images, transform: ops.image.affine_transform(images, transform, fill_mode="constant"))
+    gather = compiled(gather_affine)
+    gap = np.abs(ops.convert_to_numpy(keras_op(images, transform)) - ops.convert_to_numpy(gather(images, transform)))
+    print(f"{device_name()}; batch {args.batch}; the samplers differ by at most {gap.max():.1e} of 255")
+    for name, function in (("ops.image.affine_transform", keras_op), ("gather sampler", gather)):
+        speed = images_per_second(function, images, transform, args.calls)
+        print(f"{keras.backend.backend()}, {name}: {speed:,.0f} images/s")
+
+
+if __name__ == "__main__":
+    main()
