@@ -1,10 +1,8 @@
-"""Augmentation's sampler on this machine's device, under the current Keras backend: images/s of Keras's
-ops.image.affine_transform, which RandomAffine uses, against a bilinear sampler built from gathers in keras.ops.
-
-The gather sampler is a candidate, not adopted (docs/benchmarks.md): on a CPU it is no faster under JAX and
-slower under TensorFlow. It is kept for the GPU, where JAX's affine_transform goes through
-jax.scipy.ndimage.map_coordinates, measured there once at 8.8 s per 6,400 digits. Both sample RandomAffine's
-own transforms for the champion recipe's augmentation; the gap between their outputs is printed too.
+"""Augmentation's two samplers on this machine's device, under the current Keras backend: images/s of Keras's
+ops.image.affine_transform and of src.augmentation's gather sampler, which RandomAffine uses under every backend but
+TensorFlow. JAX's affine_transform goes through jax.scipy.ndimage.map_coordinates, once measured on an H100 at
+8.8 s per 6,400 digits. Both sample RandomAffine's own transforms for the champion recipe's augmentation; the
+gap between their outputs is printed too.
 
     python bench/augmentation_speed.py                      # TensorFlow
     KERAS_BACKEND=jax python bench/augmentation_speed.py    # JAX
@@ -17,32 +15,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def gather_affine(images, transform):
-    """images (N, H, W, C) float32 moved by transform (N, 8) as ops.image.affine_transform does with bilinear
-    interpolation and fill_mode="constant" (black outside the image), through four gathers."""
-    from keras import ops
-
-    n, h, w, c = ops.shape(images)[0], images.shape[1], images.shape[2], images.shape[3]
-    rows, columns = ops.meshgrid(ops.arange(h, dtype="float32"), ops.arange(w, dtype="float32"), indexing="ij")
-    a0, a1, a2, b0, b1, b2 = (ops.reshape(transform[:, i], (-1, 1, 1)) for i in range(6))
-    x = a0 * columns + a1 * rows + a2  # (N, H, W): where in the input each output pixel samples
-    y = b0 * columns + b1 * rows + b2
-    x0, y0 = ops.floor(x), ops.floor(y)
-    pixels = ops.reshape(images, (-1, c))  # (N*H*W, C)
-    first = ops.reshape(ops.arange(n, dtype="int32") * (h * w), (-1, 1, 1))  # each image's first pixel
-
-    def corner(row, column):  # (N, H, W, C): the input's pixel there, black outside the image
-        inside = (column >= 0) & (column <= w - 1) & (row >= 0) & (row <= h - 1)
-        index = first + ops.cast(ops.clip(row, 0, h - 1), "int32") * w + ops.cast(ops.clip(column, 0, w - 1), "int32")
-        value = ops.reshape(ops.take(pixels, ops.reshape(index, (-1,)), axis=0), (n, h, w, c))
-        return value * ops.cast(inside, images.dtype)[..., None]
-
-    dx, dy = (x - x0)[..., None], (y - y0)[..., None]
-    top = corner(y0, x0) * (1 - dx) + corner(y0, x0 + 1) * dx
-    bottom = corner(y0 + 1, x0) * (1 - dx) + corner(y0 + 1, x0 + 1) * dx
-    return top * (1 - dy) + bottom * dy
 
 
 def compiled(function):
@@ -83,7 +55,7 @@ def main():
     import numpy as np
     from keras import ops
 
-    from src.augmentation import RandomAffine
+    from src.augmentation import RandomAffine, gather_affine
     from src.device_policy import device_name
 
     images = np.random.default_rng(0).uniform(0, 255, (args.batch, 28, 28, 1)).astype("float32")

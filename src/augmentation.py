@@ -33,8 +33,7 @@ class RandomAffine(layers.Layer):
         if not training:
             return images
         transform = self.random_transforms(ops.shape(images)[0], images.shape[1], images.shape[2])
-        moved = ops.image.affine_transform(ops.cast(images, "float32"), transform, fill_mode="constant")
-        return ops.cast(moved, images.dtype)
+        return ops.cast(affine_transform(ops.cast(images, "float32"), transform), images.dtype)
 
     def random_transforms(self, batch, height, width):
         """(batch, 8): for each image, the affine map from each output pixel's (x, y) to the input's, in the form
@@ -70,3 +69,37 @@ class RandomAffine(layers.Layer):
             "shear": self.shear,
             "seed": self.seed,
         }
+
+
+def affine_transform(images, transform):
+    """images (N, H, W, C) float32 moved by transform (N, 8), bilinearly, black outside the image: Keras's
+    ops.image.affine_transform under TensorFlow, whose fused kernel is fastest there; gathers elsewhere. JAX's
+    affine_transform goes through jax.scipy.ndimage.map_coordinates, slower than gathers on a CPU and far slower
+    on a GPU (docs/benchmarks.md, bench/augmentation_speed.py)."""
+    if keras.backend.backend() == "tensorflow":
+        return ops.image.affine_transform(images, transform, fill_mode="constant")
+    return gather_affine(images, transform)
+
+
+def gather_affine(images, transform):
+    """ops.image.affine_transform(images, transform, fill_mode="constant") in four gathers, one per corner of the
+    bilinear interpolation."""
+    n, h, w, c = ops.shape(images)[0], images.shape[1], images.shape[2], images.shape[3]
+    rows, columns = ops.meshgrid(ops.arange(h, dtype="float32"), ops.arange(w, dtype="float32"), indexing="ij")
+    a0, a1, a2, b0, b1, b2 = (ops.reshape(transform[:, i], (-1, 1, 1)) for i in range(6))
+    x = a0 * columns + a1 * rows + a2  # (N, H, W): where in the input each output pixel samples
+    y = b0 * columns + b1 * rows + b2
+    x0, y0 = ops.floor(x), ops.floor(y)
+    pixels = ops.reshape(images, (-1, c))  # (N*H*W, C)
+    first = ops.reshape(ops.arange(n, dtype="int32") * (h * w), (-1, 1, 1))  # each image's first pixel
+
+    def corner(row, column):  # (N, H, W, C): the input's pixel there, black outside the image
+        inside = (column >= 0) & (column <= w - 1) & (row >= 0) & (row <= h - 1)
+        index = first + ops.cast(ops.clip(row, 0, h - 1), "int32") * w + ops.cast(ops.clip(column, 0, w - 1), "int32")
+        value = ops.reshape(ops.take(pixels, ops.reshape(index, (-1,)), axis=0), (n, h, w, c))
+        return value * ops.cast(inside, images.dtype)[..., None]
+
+    dx, dy = (x - x0)[..., None], (y - y0)[..., None]
+    top = corner(y0, x0) * (1 - dx) + corner(y0, x0 + 1) * dx
+    bottom = corner(y0 + 1, x0) * (1 - dx) + corner(y0 + 1, x0 + 1) * dx
+    return top * (1 - dy) + bottom * dy

@@ -63,6 +63,24 @@ def test_jax_is_really_the_backend_and_tensorflow_is_not_installed(jax_env):
     assert result.stdout == "jax\n" and "No module named 'tensorflow'" in result.stderr
 
 
+def test_jax_augmentation_samples_as_keras_affine_transform_with_gathers():
+    """Under JAX, RandomAffine samples with gathers rather than through map_coordinates, and moves the digits as
+    Keras's affine_transform does, within 1e-3 of 255."""
+    import keras
+    import numpy as np
+
+    from src import augmentation
+
+    digits = np.zeros((16, 28, 28, 1), np.float32)
+    digits[:, 6:22, 12:16] = 255
+    transform = augmentation.RandomAffine(15, 0.15, 0.1, 0.2, seed=3).random_transforms(16, 28, 28)
+    expected = keras.ops.image.affine_transform(digits, transform, fill_mode="constant")
+    moved = augmentation.affine_transform(digits, transform)
+    assert keras.backend.backend() == "jax" and not np.allclose(expected, digits)
+    np.testing.assert_allclose(moved, expected, atol=1e-3)
+    assert np.array_equal(moved, augmentation.gather_affine(digits, transform))
+
+
 def test_jax_precision_auto_keeps_float32_on_a_cpu_with_bfloat16_math(jax_env):
     script = (
         "from src import device_policy\n"
