@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -9,6 +10,8 @@ from src import config
 from workdir import ROOT, environment_without_kaggle, project_copy, repro
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
+if importlib.util.find_spec("tensorflow") is None:  # the JAX environment: Keras must not reach for TensorFlow
+    os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The pipeline under Keras's JAX backend (KERAS_BACKEND=jax), in an environment with JAX and without
 TensorFlow (requirements-jax.txt), as on a machine that has only JAX. CI runs this module there, apart from
-the rest (README, Development)."""
+the rest, as the README's test command does."""
 
 import importlib.util
 import json
