@@ -156,10 +156,18 @@ class LearningRateLog(keras.callbacks.Callback):
 
 class ShuffledBatches(keras.utils.PyDataset):
     """(images, labels) batches in an order drawn from (seed, epoch) alone, where EpochSeeds sets the epoch:
-    a resumed run sees the order an uninterrupted one saw, whatever epoch it starts from."""
+    a resumed run sees the order an uninterrupted one saw, whatever epoch it starts from.
+
+    Under JAX the arrays are copied to the default device (a GPU's memory, where there is one) once, and
+    each batch is gathered there: a step copies its row numbers, not its images. TensorFlow's adapter
+    feeds a PyDataset through tf.data, which takes every batch back to the host, so there they stay NumPy.
+    """
 
     def __init__(self, images, labels, batch_size, seed):
         super().__init__()
+        self.on_device = keras.backend.backend() == "jax"
+        if self.on_device:
+            images, labels = keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(labels)
         self.images, self.labels, self.batch_size, self.seed = images, labels, batch_size, seed
         self.set_epoch(0)
 
@@ -171,6 +179,8 @@ class ShuffledBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        if self.on_device:
+            return keras.ops.take(self.images, rows, axis=0), keras.ops.take(self.labels, rows, axis=0)
         return self.images[rows], self.labels[rows]
 
 

@@ -81,6 +81,29 @@ def test_jax_augmentation_samples_as_keras_affine_transform_with_gathers():
     assert np.array_equal(moved, augmentation.gather_affine(digits, transform))
 
 
+def test_jax_batches_are_gathered_on_the_device_from_arrays_copied_there_once():
+    """Under JAX the training images live on the default device (a GPU's memory, where there is one) and
+    each batch is gathered there, holding the rows, in the order, that NumPy indexing gives."""
+    import jax
+    import numpy as np
+
+    from src.training import ShuffledBatches
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (1000, 28, 28, 1), np.uint8), rng.integers(0, 10, 1000, np.uint8)
+    batches = ShuffledBatches(images, labels, 64, seed=7)
+    assert isinstance(batches.images, jax.Array) and batches.images.devices() == {jax.devices()[0]}
+    batches.set_epoch(3)
+    order = np.random.default_rng([7, 3]).permutation(1000)
+    for index in (0, 15):  # a whole batch, and the last, of 40
+        batch_images, batch_labels = batches[index]
+        rows = order[index * 64 : (index + 1) * 64]
+        assert isinstance(batch_images, jax.Array) and batch_images.devices() == {jax.devices()[0]}
+        assert batch_images.dtype == np.uint8 and np.array_equal(batch_images, images[rows])
+        assert np.array_equal(batch_labels, labels[rows])
+    assert len(batches) == 16 and len(batches[15][1]) == 40
+
+
 def test_jax_precision_auto_keeps_float32_on_a_cpu_with_bfloat16_math(jax_env):
     script = (
         "from src import device_policy\n"
