@@ -71,7 +71,9 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
         batches,
         epochs=params.epochs,
         shuffle=False,  # ShuffledBatches shuffles
-        validation_data=validation,
+        # Not as arrays: TensorFlow's tf.data slices arrays of a few MB with a parallel map that its op
+        # determinism rewrites, logging an error-level line about an attribute it then ignores.
+        validation_data=Batches(validation["x"], validation["y"], batch_size) if validation else None,
         # The backup copies what the logger wrote for the epoch, so it must come after it.
         callbacks=[*callbacks, backup],
         verbose=2,
@@ -122,10 +124,10 @@ def compiled_model(params, batch_size, steps_per_epoch, policy):
 
 
 def training_data(train_split, val_split, final_fit):
-    """(images, labels, validation data) to fit on: the train split, watching the validation
+    """(images, labels, validation split) to fit on: the train split, watching the validation
     split; or, for a final fit, both splits together, watching nothing."""
     if not final_fit:
-        return train_split["x"], train_split["y"], (val_split["x"], val_split["y"])
+        return train_split["x"], train_split["y"], val_split
     return np.concatenate([train_split["x"], val_split["x"]]), np.concatenate([train_split["y"], val_split["y"]]), None
 
 
@@ -154,25 +156,21 @@ class LearningRateLog(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-class ShuffledBatches(keras.utils.PyDataset):
-    """(images, labels) batches in an order drawn from (seed, epoch) alone, where EpochSeeds sets the epoch:
-    a resumed run sees the order an uninterrupted one saw, whatever epoch it starts from.
+class Batches(keras.utils.PyDataset):
+    """(images, labels) in batches, in the order of self.order.
 
     Under JAX the arrays are copied to the default device (a GPU's memory, where there is one) once, and
     each batch is gathered there: a step copies its row numbers, not its images. TensorFlow's adapter
     feeds a PyDataset through tf.data, which takes every batch back to the host, so there they stay NumPy.
     """
 
-    def __init__(self, images, labels, batch_size, seed):
+    def __init__(self, images, labels, batch_size):
         super().__init__()
         self.on_device = keras.backend.backend() == "jax"
         if self.on_device:
             images, labels = keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(labels)
-        self.images, self.labels, self.batch_size, self.seed = images, labels, batch_size, seed
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch):
-        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.labels))
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.order = np.arange(len(labels))
 
     def __len__(self):
         return -(-len(self.labels) // self.batch_size)
@@ -182,6 +180,19 @@ class ShuffledBatches(keras.utils.PyDataset):
         if self.on_device:
             return keras.ops.take(self.images, rows, axis=0), keras.ops.take(self.labels, rows, axis=0)
         return self.images[rows], self.labels[rows]
+
+
+class ShuffledBatches(Batches):
+    """Batches in an order drawn from (seed, epoch) alone, where EpochSeeds sets the epoch: a resumed run
+    sees the order an uninterrupted one saw, whatever epoch it starts from."""
+
+    def __init__(self, images, labels, batch_size, seed):
+        super().__init__(images, labels, batch_size)
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.labels))
 
 
 class EpochSeeds(keras.callbacks.Callback):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -52,6 +53,23 @@ def logged_rates(live_dir):
     """The learning rate logged after each epoch: the one that epoch trained with."""
     rates = (live_dir / "plots" / "metrics" / "train" / "learning_rate.tsv").read_text().split()[3::2]
     return [round(float(rate), 7) for rate in rates]
+
+
+def test_a_competition_sized_validation_split_trains_without_a_tensorflow_log_line(prepared_dir, tmp_path):
+    """With op determinism on (params.yaml's default), TensorFlow logs an error-level line about a tf.data
+    attribute when fit is given validation arrays of a few MB, as the competition's 8,400 digits are; the
+    stage gives them as batches, and a good run prints no such line."""
+    big = tmp_path / "prepared"
+    big.mkdir()
+    for split in ("train", "test", "sealed"):
+        (big / f"{split}.npz").write_bytes((prepared_dir / f"{split}.npz").read_bytes())
+    with np.load(prepared_dir / "val.npz") as val:
+        np.savez(big / "val.npz", x=np.tile(val["x"], (84, 1, 1, 1)), y=np.tile(val["y"], 84))  # 8,400 digits
+    workdir = stage_workdir(tmp_path, {"epochs": 1})
+    assert config.load(workdir / "params.yaml").train.deterministic
+    output = run_train(workdir, big, "member").communicate(timeout=600)[0]
+    assert "train@base-1: 1 epoch" in output, output
+    assert not re.search(r"^[IWEF]\d{4} |NodeDef", output, re.MULTILINE), output
 
 
 def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(plateau_dir, tmp_path):
