@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -61,8 +62,7 @@ def test_a_competition_sized_validation_split_trains_without_a_tensorflow_log_li
     stage gives them as batches, and a good run prints no such line."""
     big = tmp_path / "prepared"
     big.mkdir()
-    for split in ("train", "test", "sealed"):
-        (big / f"{split}.npz").write_bytes((prepared_dir / f"{split}.npz").read_bytes())
+    shutil.copyfile(prepared_dir / "train.npz", big / "train.npz")  # the stage reads train and val alone
     with np.load(prepared_dir / "val.npz") as val:
         np.savez(big / "val.npz", x=np.tile(val["x"], (84, 1, 1, 1)), y=np.tile(val["y"], 84))  # 8,400 digits
     workdir = stage_workdir(tmp_path, {"epochs": 1})
