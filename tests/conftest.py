@@ -1,7 +1,11 @@
+import fcntl
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -76,11 +80,27 @@ def kaggle_env(kaggle_server, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def first_run(tmp_path_factory):
+def first_run(tmp_path_factory, worker_id):
     """(project, output): a git copy of this repo after its first offline `dvc repro`, the seed CNN for one
-    epoch, and what that printed. A test module copies it (shutil.copytree) rather than running it again."""
-    project = project_copy(tmp_path_factory.mktemp("first_run"), **{"train.epochs": 1})
-    return project, repro(project, environment_without_kaggle(tmp_path_factory.mktemp("home")))
+    epoch, and what that printed. Made once for all of pytest-xdist's workers: the first to need it makes it
+    while the others wait. A test copies it (shutil.copytree) rather than changing it."""
+    if worker_id == "master":  # no xdist workers
+        return make_first_run(tmp_path_factory.mktemp("first_run"), tmp_path_factory.mktemp("home"))
+    shared = tmp_path_factory.getbasetemp().parent  # this session's folder, above each worker's own
+    with open(shared / "first_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+        made = shared / "first_run.json"
+        if not made.exists():
+            project = Path(tempfile.mkdtemp(prefix="first_run", dir=shared))
+            output = make_first_run(project, Path(tempfile.mkdtemp(prefix="home", dir=shared)))
+            made.write_text(json.dumps({"project": str(project), "output": output}))
+        run = json.loads(made.read_text())
+    return Path(run["project"]), run["output"]
+
+
+def make_first_run(path, home):
+    project = project_copy(path, **{"train.epochs": 1})
+    return repro(project, environment_without_kaggle(home))
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,26 @@ def first_repro(first_run):
     return first_run[1]
 
 
+@pytest.fixture
+def own_project(first_run, tmp_path):
+    """A copy of first_run's project for one test alone, whatever other tests change in theirs."""
+    return shutil.copytree(first_run[0], tmp_path / "project", symlinks=True)
+
+
+def dvc_status(project, env):
+    """`dvc status --json`: the stages whose own deps or params changed, which `dvc repro` reruns with those after."""
+    return json.loads(
+        subprocess.run(
+            ["dvc", "status", "--json"], cwd=project, env=env, capture_output=True, text=True, check=True
+        ).stdout
+    )
+
+
+def params_changed(*names):
+    """dvc_status's entry for a stage whose params.yaml params names changed."""
+    return [{"changed deps": {"params.yaml": dict.fromkeys(names, "modified")}}]
+
+
 def test_first_repro_runs_every_stage_on_the_sample(project, first_repro):
     assert stages_run(first_repro) == all_stages(project)
     assert "source: using 'sample'" in first_repro
@@ -127,9 +147,12 @@ def test_second_repro_reruns_nothing(project, first_repro, offline_env):
     assert {name: (project / name).stat().st_mtime_ns for name in OUTPUTS} == before
 
 
-def test_changing_epochs_reruns_only_train_and_what_follows(project, first_repro, offline_env):
-    set_param(project, "train.epochs", 2)
-    assert stages_run(repro(project, offline_env)) == ["source", "train@base-42", "evaluate", "predict", "export"]
+def test_changing_epochs_changes_only_the_train_stage(own_project, offline_env):
+    set_param(own_project, "train.epochs", 2)
+    assert dvc_status(own_project, offline_env) == {
+        "source": ["always changed"],
+        "train@base-42": params_changed("train"),
+    }
 
 
 def test_how_the_work_runs_reruns_nothing(project, first_repro, offline_env):
@@ -150,97 +173,100 @@ def test_how_the_work_runs_reruns_nothing(project, first_repro, offline_env):
     set_param(project, "runtime.threads.inter_op", 0)
 
 
-def test_test_time_augmentation_reruns_only_evaluate_and_predict(project, first_repro, offline_env):
-    plain = yaml.safe_load((project / "eval/scores.json").read_text())["test"]["loss"]
-    set_param(project, "ensemble.tta_shift", 1)
-    assert stages_run(repro(project, offline_env)) == ["source", "evaluate", "predict", "export"]
-    assert yaml.safe_load((project / "eval/scores.json").read_text())["test"]["loss"] != plain
-    set_param(project, "ensemble.tta_shift", 0)
+def test_a_recipe_value_changes_the_stages_that_read_it_and_a_comment_nothing(own_project, offline_env):
+    recipe = own_project / "recipes" / "default.yaml"
+    recipe.write_text(f"# a note of the user's own\n{recipe.read_text()}")
+    assert dvc_status(own_project, offline_env) == {"source": ["always changed"]}
+    recipe.write_text("train:\n  epochs: 2\n")
+    assert set(dvc_status(own_project, offline_env)) == {"source", "train@base-42", "evaluate", "predict", "export"}
+
+
+def test_test_time_augmentation_changes_only_evaluate_predict_and_export(own_project, offline_env):
+    set_param(own_project, "ensemble.tta_shift", 1)
+    assert dvc_status(own_project, offline_env) == {
+        "source": ["always changed"],
+        "evaluate": params_changed("ensemble"),
+        "predict": params_changed("ensemble"),
+        "export": params_changed("ensemble.tta_shift"),
+    }
 
 
 def outputs_of_a_run(project):
+    member = all_stages(project)[3].removeprefix("train@")
     return {
         name: (project / name).read_bytes()
         for name in (
             "submissions/submission.csv",
             "eval/metrics.json",
-            "dvclive/base-7/metrics.json",
-            "dvclive/base-7/plots/metrics/val/accuracy.tsv",
+            f"dvclive/{member}/metrics.json",
+            f"dvclive/{member}/plots/metrics/val/accuracy.tsv",
             "eval/plots/confusion/val.csv",
         )
     }
 
 
-def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(project, first_repro, offline_env):
+def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(own_project, offline_env):
     # A member never trained before: otherwise DVC's run cache restores its model instead of training.
-    set_param(project, "ensemble.seeds", [7])
-    set_param(project, "train.epochs", 2)
+    set_param(own_project, "ensemble.seeds", [7])
+    set_param(own_project, "train.epochs", 2)
     killed = subprocess.Popen(
-        ["dvc", "repro"],
-        cwd=project,
+        ["dvc", "repro", "train@base-7"],  # the member alone: what follows it is tested elsewhere
+        cwd=own_project,
         env=offline_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    while epochs_backed_up(project / "models/backup/base-7") < 1:
+    while epochs_backed_up(own_project / "models/backup/base-7") < 1:
         assert killed.poll() is None
         time.sleep(0.05)
     os.killpg(killed.pid, signal.SIGKILL)  # dvc and the stage, as a crash or an OOM kill would
     killed.wait()
-    assert not (project / "models/members/base-7.keras").exists()  # dvc removed it before running the stage
+    assert not (own_project / "models/members/base-7.keras").exists()  # dvc removed it before running the stage
 
-    output = repro(project, offline_env)
+    output = repro(own_project, offline_env, "train@base-7")
     assert "train: resuming after epoch 1 from the backup in models/backup/base-7/" in output
-    assert stages_run(output) == ["source", "train@base-7", "evaluate", "predict", "export"]
-    assert not list((project / "models/backup/base-7").iterdir())
-    resumed = weights(project / "models/members/base-7.keras")
+    assert stages_run(output) == ["source", "train@base-7"]
+    assert not list((own_project / "models/backup/base-7").iterdir())
+    resumed = weights(own_project / "models/members/base-7.keras")
 
-    repro(project, offline_env, "--force", "--single-item", "train@base-7")  # the same run, uninterrupted
+    repro(own_project, offline_env, "--force", "--single-item", "train@base-7")  # the same run, uninterrupted
     assert all(
-        np.array_equal(a, b) for a, b in zip(weights(project / "models/members/base-7.keras"), resumed, strict=True)
+        np.array_equal(a, b) for a, b in zip(weights(own_project / "models/members/base-7.keras"), resumed, strict=True)
     )
 
 
-def test_adding_a_member_trains_only_it_and_predict_averages_the_ensemble(project, first_run, offline_env):
-    back_to_the_first_run(project, first_run, offline_env)
-    single = yaml.safe_load((project / "eval/scores.json").read_text())["test"]
-    set_param(project, "ensemble.seeds", [42, 8])
-    output = repro(project, offline_env)
+def test_adding_a_member_trains_only_it_and_predict_averages_the_ensemble(own_project, offline_env):
+    single = yaml.safe_load((own_project / "eval/scores.json").read_text())["test"]
+    set_param(own_project, "ensemble.seeds", [42, 8])
+    output = repro(own_project, offline_env)
     assert stages_run(output) == ["source", "train@base-8", "evaluate", "predict", "export"]
     assert "Stage 'train@base-42' didn't change, skipping" in output
-    ensemble = yaml.safe_load((project / "eval/scores.json").read_text())["test"]
+    ensemble = yaml.safe_load((own_project / "eval/scores.json").read_text())["test"]
     assert set(ensemble["members"]) == {"base-42", "base-8"} and ensemble["members"]["base-42"] == single["accuracy"]
     assert ensemble["accuracy"] >= min(ensemble["members"].values())
     shown = subprocess.run(
-        ["dvc", "metrics", "show"], cwd=project, env=offline_env, capture_output=True, text=True, check=True
+        ["dvc", "metrics", "show"], cwd=own_project, env=offline_env, capture_output=True, text=True, check=True
     ).stdout
     assert shown.split("\n")[0].split() == ["Path", "test.accuracy", "test.errors", "val.accuracy", "val.errors"]
     assert max(map(len, shown.splitlines())) <= 120
 
 
-def test_adding_a_variant_trains_only_its_members_and_changing_it_retrains_only_them(project, first_run, offline_env):
-    back_to_the_first_run(project, first_run, offline_env)
-    set_param(project, "ensemble.variants", ["base", "slant"])
-    output = repro(project, offline_env)
+def test_adding_a_variant_trains_only_its_members_and_changing_it_changes_only_them(own_project, offline_env):
+    set_param(own_project, "ensemble.variants", ["base", "slant"])
+    output = repro(own_project, offline_env)
     assert stages_run(output) == ["source", "train@slant-42", "evaluate", "predict", "export"]
     assert "Stage 'train@base-42' didn't change, skipping" in output
-    members = yaml.safe_load((project / "eval/scores.json").read_text())["test"]["members"]
+    members = yaml.safe_load((own_project / "eval/scores.json").read_text())["test"]["members"]
     assert set(members) == {"base-42", "slant-42"}
-    slant = yaml.safe_load((project / "params.yaml").read_text())["variants"]["slant"]["augment"]["shear"]
-    assert shear_factors(project / "models/members/slant-42.keras") == [slant]
-    assert shear_factors(project / "models/members/base-42.keras") == []
-    set_param(project, "variants.slant.augment.shear", slant / 2)
-    assert stages_run(repro(project, offline_env)) == ["source", "train@slant-42", "evaluate", "predict", "export"]
-    set_param(project, "variants.slant.augment.shear", slant)
-    set_param(project, "ensemble.variants", ["base"])
-
-
-def back_to_the_first_run(project, first_run, env):
-    """The first repro's params and members, whatever an earlier test in this worker changed; DVC's run
-    cache restores the members rather than training again where the data is the same."""
-    shutil.copy(first_run[0] / "params.yaml", project / "params.yaml")
-    repro(project, env)
+    slant = yaml.safe_load((own_project / "params.yaml").read_text())["variants"]["slant"]["augment"]["shear"]
+    assert shear_factors(own_project / "models/members/slant-42.keras") == [slant]
+    assert shear_factors(own_project / "models/members/base-42.keras") == []
+    set_param(own_project, "variants.slant.augment.shear", slant / 2)
+    assert dvc_status(own_project, offline_env) == {
+        "source": ["always changed"],
+        "train@slant-42": params_changed("variants.slant"),
+    }
 
 
 def shear_factors(model_path):
@@ -261,12 +287,11 @@ def weights(model_path):
     return keras.models.load_model(model_path).get_weights()
 
 
-def test_repro_force_repeats_the_run_byte_for_byte(project, first_repro, offline_env):
-    repro(project, offline_env)
-    before = outputs_of_a_run(project)
-    output = repro(project, offline_env, "--force")
-    assert stages_run(output) == all_stages(project)
-    after = outputs_of_a_run(project)
+def test_repro_force_repeats_the_run_byte_for_byte(own_project, offline_env):
+    before = outputs_of_a_run(own_project)
+    output = repro(own_project, offline_env, "--force")
+    assert stages_run(output) == all_stages(own_project)
+    after = outputs_of_a_run(own_project)
     assert after == before, {name for name in after if after[name] != before[name]}
     print("submission.csv sha256, both runs:", hashlib.sha256(after["submissions/submission.csv"]).hexdigest())
 
