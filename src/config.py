@@ -108,6 +108,7 @@ class Train:
     arch: Literal["cnn", "bn_cnn", "fast_cnn", "mlp"]
     augment: Augment
     optimizer: Optimizer
+    label_smoothing: Annotated[Float, Field(ge=0, lt=1)]
     learning_rate: Annotated[Float, Field(gt=0, le=1)]
     schedule: Literal["plateau", "exponential", "one_cycle"]
     decay_rate: Annotated[Float, Field(gt=0, le=1)]

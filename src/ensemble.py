@@ -39,7 +39,7 @@ def member_probabilities(model_paths, images, batch_size, tta_shift=0, policy="f
 def load_member(path):
     """The Keras model saved at path; a UserError where the file is not a whole .keras archive."""
     try:
-        return keras.models.load_model(path)
+        return keras.models.load_model(path, compile=False)  # for inference: no loss or optimizer
     except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
         raise UserError(
             f"{path}: not a readable Keras model ({type(error).__name__}: truncated or damaged?); "

@@ -116,11 +116,32 @@ def compiled_model(params, batch_size, steps_per_epoch, policy):
                 "config": {"learning_rate": learning_rate.learning_rate(params, batch_size, steps_per_epoch)},
             }
         ),
-        loss="sparse_categorical_crossentropy",
+        loss=SmoothedSparseCrossentropy(params.label_smoothing)
+        if params.label_smoothing
+        else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=params.jit_compile,  # auto: Keras's choice, which leaves XLA off on a CPU
     )
     return model
+
+
+@keras.saving.register_keras_serializable(package="digits")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer labels smoothed toward the uniform distribution: of each label's weight,
+    label_smoothing is spread over all classes. Keras smooths one-hot labels only."""
+
+    def __init__(self, label_smoothing, name="smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        # y_true: (batch,) or (batch, 1) integer labels; y_pred: (batch, classes) probabilities
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
 def training_data(train_split, val_split, final_fit):

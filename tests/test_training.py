@@ -12,7 +12,8 @@ from conftest import TINY, TINY_TRAIN, tiny_train
 from src import device_policy
 from src.atomic import old_copy
 from src.device_policy import cpu_has_bfloat16, precision_policy
-from src.training import backup_dir, train
+from src.ensemble import load_member
+from src.training import SmoothedSparseCrossentropy, backup_dir, train
 from workdir import ROOT, epochs_backed_up
 
 
@@ -233,4 +234,35 @@ def test_precision_auto_follows_this_cpu_and_a_named_policy_is_used(prepared_dir
     assert (
         keras.models.load_model(tmp_path / "m.keras").predict(np.zeros((2, 28, 28, 1), np.uint8), verbose=0).dtype
         == np.float32
+    )
+
+
+def test_label_smoothing_is_kerass_own_on_integer_labels_and_its_members_load(prepared_dir, tmp_path):
+    labels = np.array([3, 0, 9])
+    probabilities = keras.ops.softmax(np.random.default_rng(0).normal(size=(3, 10)).astype("float32"))
+    one_hot = keras.ops.one_hot(labels, 10)
+    for smoothing in (0.1, 0.3):
+        expected = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)(one_hot, probabilities)
+        smoothed = SmoothedSparseCrossentropy(smoothing)(labels[:, None], probabilities)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(smoothed), keras.ops.convert_to_numpy(expected), rtol=1e-6
+        )
+    plain = keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)
+    np.testing.assert_allclose(SmoothedSparseCrossentropy(0.0)(labels, probabilities), plain, rtol=1e-6)
+
+    params = tiny_train({"arch": "mlp", "epochs": 1, "label_smoothing": 0.1})
+    train(
+        prepared_dir / "train.npz",
+        prepared_dir / "val.npz",
+        tmp_path / "m.keras",
+        tmp_path / "live",
+        params,
+        1,
+        tmp_path / "b",
+    )
+    loss = keras.models.load_model(tmp_path / "m.keras").loss
+    assert isinstance(loss, SmoothedSparseCrossentropy) and loss.label_smoothing == 0.1
+    assert load_member(tmp_path / "m.keras").predict(np.load(prepared_dir / "val.npz")["x"], verbose=0).shape == (
+        100,
+        10,
     )
