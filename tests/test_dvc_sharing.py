@@ -144,6 +144,7 @@ def test_a_queued_grid_runs_on_two_workers_and_exp_show_compares_it(tmp_path):
         "exp",
         "run",
         "--queue",
+        "evaluate",  # what exp show compares; predict and export add nothing to what this tests
         "-S",
         "train.arch=mlp",
         "-S",
