@@ -17,6 +17,20 @@ from src.training import SmoothedSparseCrossentropy, backup_dir, train
 from workdir import ROOT, epochs_backed_up
 
 
+def train_in(split_dir, tmp_path, params, callbacks=()):
+    """A member trained with params, seed 1, on split_dir's train and val splits; its files in tmp_path."""
+    return train(
+        split_dir / "train.npz",
+        split_dir / "val.npz",
+        tmp_path / "m.keras",
+        tmp_path / "live",
+        params,
+        1,
+        tmp_path / "backup",
+        callbacks=callbacks,
+    )
+
+
 def test_the_model_learns_and_is_saved(trained_model, prepared_dir):
     model = keras.models.load_model(trained_model)
     val = np.load(prepared_dir / "val.npz")
@@ -50,15 +64,7 @@ def test_learning_rate_is_reduced_on_plateau(plateau_dir, tmp_path):
             "reduce_lr.min_lr": 1e-5,
         }
     )
-    train(
-        plateau_dir / "train.npz",
-        plateau_dir / "val.npz",
-        tmp_path / "m.keras",
-        tmp_path / "live",
-        params,
-        1,
-        tmp_path / "backup",
-    )
+    train_in(plateau_dir, tmp_path, params)
     assert logged_rates(tmp_path / "live") == [0.01, 0.01, 0.005]
 
 
@@ -79,15 +85,7 @@ def logged_rates(live_dir):
 )
 def test_learning_rate_schedules(prepared_dir, tmp_path, schedule, settings, rates):
     params = tiny_train({"arch": "mlp", "learning_rate": 0.001, "epochs": 4, "schedule": schedule, **settings})
-    train(
-        prepared_dir / "train.npz",
-        prepared_dir / "val.npz",
-        tmp_path / "m.keras",
-        tmp_path / "live",
-        params,
-        1,
-        tmp_path / "backup",
-    )
+    train_in(prepared_dir, tmp_path, params)
     assert logged_rates(tmp_path / "live") == pytest.approx(rates, abs=1e-7)
 
 
@@ -104,16 +102,7 @@ class StepCount(keras.callbacks.Callback):
 def test_a_final_fit_trains_on_both_splits_and_watches_nothing(prepared_dir, tmp_path):
     params = tiny_train({"arch": "mlp", "epochs": 1, "schedule": "exponential", "final_fit": True})
     counter = StepCount()
-    train(
-        prepared_dir / "train.npz",
-        prepared_dir / "val.npz",
-        tmp_path / "m.keras",
-        tmp_path / "live",
-        params,
-        1,
-        tmp_path / "backup",
-        callbacks=[counter],
-    )
+    train_in(prepared_dir, tmp_path, params, callbacks=[counter])
     assert counter.steps == 16  # 400 + 100 images in batches of 32; the train split alone makes 13
     assert not any(name.startswith("val_") for name in counter.logs)
 
@@ -219,15 +208,7 @@ def test_mirrored_over_two_cpus_matches_one_device(prepared_dir, tmp_path):
 def test_precision_auto_follows_this_cpu_and_a_named_policy_is_used(prepared_dir, tmp_path):
     assert precision_policy("auto") == ("mixed_bfloat16" if cpu_has_bfloat16() else "float32")  # tests run on a CPU
     params = tiny_train({"arch": "mlp", "epochs": 1, "precision": "mixed_bfloat16"})
-    model = train(
-        prepared_dir / "train.npz",
-        prepared_dir / "val.npz",
-        tmp_path / "m.keras",
-        tmp_path / "live",
-        params,
-        1,
-        tmp_path / "backup",
-    )
+    model = train_in(prepared_dir, tmp_path, params)
     assert model.layers[1].dtype_policy.name == "mixed_bfloat16" and model.layers[1].compute_dtype == "bfloat16"
     assert model.layers[-1].compute_dtype == "float32"  # the softmax
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
@@ -251,15 +232,7 @@ def test_label_smoothing_is_kerass_own_on_integer_labels_and_its_members_load(pr
     np.testing.assert_allclose(SmoothedSparseCrossentropy(0.0)(labels, probabilities), plain, rtol=1e-6)
 
     params = tiny_train({"arch": "mlp", "epochs": 1, "label_smoothing": 0.1})
-    train(
-        prepared_dir / "train.npz",
-        prepared_dir / "val.npz",
-        tmp_path / "m.keras",
-        tmp_path / "live",
-        params,
-        1,
-        tmp_path / "b",
-    )
+    train_in(prepared_dir, tmp_path, params)
     loss = keras.models.load_model(tmp_path / "m.keras").loss
     assert isinstance(loss, SmoothedSparseCrossentropy) and loss.label_smoothing == 0.1
     assert load_member(tmp_path / "m.keras").predict(np.load(prepared_dir / "val.npz")["x"], verbose=0).shape == (
