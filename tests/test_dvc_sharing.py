@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 
 from competition_data import competition_files, zip_of
-from workdir import ROOT, commit_all, environment_without_kaggle, git, project_copy, repro, stages_run
+from workdir import ROOT, commit_all, dvc, dvc_status, environment_without_kaggle, git, project_copy, repro, stages_run
 
 SHARED_OUTPUTS = [
     "data/raw/train.csv",
@@ -26,12 +26,6 @@ EXP_SHOW = "dvc exp show --only-changed --drop 'Created|State|Executor|.*errors|
 
 def test_the_readme_compares_experiments_with_the_command_tested_here():
     assert EXP_SHOW in (ROOT / "README.md").read_text()
-
-
-def dvc(project, env, *args):
-    result = subprocess.run(["dvc", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"dvc {' '.join(args)}:\n{result.stdout}{result.stderr}"
-    return result.stdout
 
 
 def test_a_teammate_without_kaggle_pulls_the_team_cache_and_reruns_nothing(kaggle_server, kaggle_env, tmp_path):
@@ -57,7 +51,7 @@ def test_a_teammate_without_kaggle_pulls_the_team_cache_and_reruns_nothing(kaggl
         assert f"Stage '{stage}' didn't change, skipping" in output
     for name in SHARED_OUTPUTS:
         assert (teammate / name).read_bytes() == (project / name).read_bytes(), name
-    assert json.loads(dvc(teammate, no_credentials, "status", "--json")) == {"source": ["always changed"]}
+    assert dvc_status(teammate, no_credentials) == {"source": ["always changed"]}
     assert (kaggle_server.calls, kaggle_server.file_gets) == calls_before_the_teammate
 
 

@@ -20,6 +20,7 @@ from src.submission import check_submission
 from workdir import (
     ROOT,
     assert_no_secret,
+    dvc_status,
     environment_without_kaggle,
     epochs_backed_up,
     git,
@@ -62,15 +63,6 @@ def first_repro(first_run):
 def own_project(first_run, tmp_path):
     """A copy of first_run's project for one test alone, whatever other tests change in theirs."""
     return shutil.copytree(first_run[0], tmp_path / "project", symlinks=True)
-
-
-def dvc_status(project, env):
-    """`dvc status --json`: the stages whose own deps or params changed, which `dvc repro` reruns with those after."""
-    return json.loads(
-        subprocess.run(
-            ["dvc", "status", "--json"], cwd=project, env=env, capture_output=True, text=True, check=True
-        ).stdout
-    )
 
 
 def params_changed(*names):
@@ -164,10 +156,7 @@ def test_how_the_work_runs_reruns_nothing(project, first_repro, offline_env):
         "runtime.kaggle.attempts": 2,
     }.items():
         set_param(project, dotted, value)
-    status = subprocess.run(
-        ["dvc", "status"], cwd=project, env=offline_env, capture_output=True, text=True, check=True
-    ).stdout
-    assert status.splitlines() == ["source:", "\talways changed"], status
+    assert dvc_status(project, offline_env) == {"source": ["always changed"]}
     assert stages_run(repro(project, offline_env)) == ["source"]
     set_param(project, "runtime.threads.intra_op", 0)
     set_param(project, "runtime.threads.inter_op", 0)

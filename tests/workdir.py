@@ -110,6 +110,18 @@ def repro(project, env, *options):
     return result.stdout + result.stderr
 
 
+def dvc(project, env, *args):
+    """`dvc <args>` in project; its stdout, or a failed assertion with all it printed."""
+    result = subprocess.run(["dvc", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"dvc {' '.join(args)}:\n{result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def dvc_status(project, env):
+    """`dvc status --json`: the stages whose own deps or params changed, which `dvc repro` reruns with those after."""
+    return json.loads(dvc(project, env, "status", "--json"))
+
+
 def stages_run(output):
     return re.findall(r"Running stage '([\w@-]+)'", output)
 
