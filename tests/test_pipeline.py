@@ -185,11 +185,13 @@ def outputs_of_a_run(project):
     return {
         name: (project / name).read_bytes()
         for name in (
-            "submissions/submission.csv",
-            "eval/metrics.json",
+            "data/prepared/train.npz",
+            f"models/members/{member}.keras",
             f"dvclive/{member}/metrics.json",
             f"dvclive/{member}/plots/metrics/val/accuracy.tsv",
+            "eval/metrics.json",
             "eval/plots/confusion/val.csv",
+            "submissions/submission.csv",
         )
     }
 
@@ -230,11 +232,11 @@ def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(own_proj
     )
 
 
-def test_adding_a_member_trains_only_it_and_predict_averages_the_ensemble(own_project, offline_env):
+def test_adding_a_member_trains_only_it_and_evaluate_scores_the_ensemble(own_project, offline_env):
     single = yaml.safe_load((own_project / "eval/scores.json").read_text())["test"]
     set_param(own_project, "ensemble.seeds", [42, 8])
-    output = repro(own_project, offline_env)
-    assert stages_run(output) == ["source", "train@base-8", "evaluate", "predict", "export"]
+    output = repro(own_project, offline_env, "evaluate")  # predict and export average as evaluate does
+    assert stages_run(output) == ["source", "train@base-8", "evaluate"]
     assert "Stage 'train@base-42' didn't change, skipping" in output
     ensemble = yaml.safe_load((own_project / "eval/scores.json").read_text())["test"]
     assert set(ensemble["members"]) == {"base-42", "base-8"} and ensemble["members"]["base-42"] == single["accuracy"]
@@ -248,19 +250,18 @@ def test_adding_a_member_trains_only_it_and_predict_averages_the_ensemble(own_pr
 
 def test_adding_a_variant_trains_only_its_members_and_changing_it_changes_only_them(own_project, offline_env):
     set_param(own_project, "ensemble.variants", ["base", "slant"])
-    output = repro(own_project, offline_env)
-    assert stages_run(output) == ["source", "train@slant-42", "evaluate", "predict", "export"]
+    output = repro(own_project, offline_env, "evaluate")
+    assert stages_run(output) == ["source", "train@slant-42", "evaluate"]
     assert "Stage 'train@base-42' didn't change, skipping" in output
     members = yaml.safe_load((own_project / "eval/scores.json").read_text())["test"]["members"]
     assert set(members) == {"base-42", "slant-42"}
     slant = yaml.safe_load((own_project / "params.yaml").read_text())["variants"]["slant"]["augment"]["shear"]
     assert shear_factors(own_project / "models/members/slant-42.keras") == [slant]
     assert shear_factors(own_project / "models/members/base-42.keras") == []
+    stale = dvc_status(own_project, offline_env)
+    assert set(stale) == {"source", "predict", "export"}, stale  # the two this repro did not reach
     set_param(own_project, "variants.slant.augment.shear", slant / 2)
-    assert dvc_status(own_project, offline_env) == {
-        "source": ["always changed"],
-        "train@slant-42": params_changed("variants.slant"),
-    }
+    assert dvc_status(own_project, offline_env) == {**stale, "train@slant-42": params_changed("variants.slant")}
 
 
 def shear_factors(model_path):
@@ -281,33 +282,37 @@ def weights(model_path):
     return keras.models.load_model(model_path).get_weights()
 
 
-def test_repro_force_repeats_the_run_byte_for_byte(own_project, offline_env):
+def test_repro_force_repeats_the_run_byte_for_byte_and_a_retrained_member_changes_nothing_after_it(
+    own_project, offline_env
+):
     before = outputs_of_a_run(own_project)
-    output = repro(own_project, offline_env, "--force")
-    assert stages_run(output) == all_stages(own_project)
+    output = repro(own_project, offline_env, "--force", "--single-item", "train@base-42")
+    assert stages_run(output) == ["train@base-42"]
+    assert dvc_status(own_project, offline_env) == {"source": ["always changed"]}  # the same model, to the byte
+    every_other_stage = [stage for stage in all_stages(own_project) if not stage.startswith("train@")]
+    output = repro(own_project, offline_env, "--force", "--single-item", *every_other_stage)
+    assert stages_run(output) == every_other_stage
     after = outputs_of_a_run(own_project)
     assert after == before, {name for name in after if after[name] != before[name]}
     print("submission.csv sha256, both runs:", hashlib.sha256(after["submissions/submission.csv"]).hexdigest())
 
 
-def test_kaggle_credentials_switch_the_next_plain_repro_to_kaggle(
-    project, first_repro, kaggle_server, kaggle_env, tmp_path
-):
+def test_kaggle_credentials_switch_the_next_plain_repro_to_kaggle(own_project, kaggle_server, kaggle_env, tmp_path):
     # A small competition-shaped zip: the sample's first 600 train and 200 test rows.
     files = tmp_path / "files"
     files.mkdir()
     for name, rows in (("train.csv", 600), ("test.csv", 200), ("sample_submission.csv", 200)):
-        lines = (project / "data/raw" / name).read_bytes().split(b"\r\n")
+        lines = (own_project / "data/raw" / name).read_bytes().split(b"\r\n")
         (files / name).write_bytes(b"\r\n".join(lines[: rows + 1]) + b"\r\n")
     kaggle_server.zip_bytes = zip_of(files)
-    output = repro(project, kaggle_env)
-    assert stages_run(output) == all_stages(project)[:-1]  # all but plots_page, whose page holds no data
+    output = repro(own_project, kaggle_env, "evaluate", "predict")  # export and plots_page read no file from Kaggle
+    assert stages_run(output) == all_stages(own_project)[:-2]
     assert "source: using 'kaggle'" in output
-    assert sorted(p.name for p in (project / "data/raw").iterdir()) == sorted(p.name for p in files.iterdir())
-    assert (project / "data/raw/train.csv").read_bytes() == (files / "train.csv").read_bytes()
-    assert set(yaml.safe_load((project / "eval/metrics.json").read_text())) == {"val"}  # Kaggle has no test labels
-    check_submission(project / "submissions/submission.csv", files / "sample_submission.csv")
-    assert_nothing_holds_the_key(project, output, kaggle_env)
+    assert sorted(p.name for p in (own_project / "data/raw").iterdir()) == sorted(p.name for p in files.iterdir())
+    assert (own_project / "data/raw/train.csv").read_bytes() == (files / "train.csv").read_bytes()
+    assert set(yaml.safe_load((own_project / "eval/metrics.json").read_text())) == {"val"}  # Kaggle has no test labels
+    check_submission(own_project / "submissions/submission.csv", files / "sample_submission.csv")
+    assert_nothing_holds_the_key(own_project, output, kaggle_env)
 
 
 def assert_nothing_holds_the_key(project, output, env):
