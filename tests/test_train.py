@@ -65,7 +65,7 @@ def test_a_competition_sized_validation_split_trains_without_a_tensorflow_log_li
     shutil.copyfile(prepared_dir / "train.npz", big / "train.npz")  # the stage reads train and val alone
     with np.load(prepared_dir / "val.npz") as val:
         np.savez(big / "val.npz", x=np.tile(val["x"], (84, 1, 1, 1)), y=np.tile(val["y"], 84))  # 8,400 digits
-    workdir = stage_workdir(tmp_path, {"epochs": 1})
+    workdir = stage_workdir(tmp_path, {"epochs": 1, "arch": "mlp"})  # the line comes whatever the net
     assert config.load(workdir / "params.yaml").train.deterministic
     output = run_train(workdir, big, "member").communicate(timeout=600)[0]
     assert "train@base-1: 1 epoch" in output, output
