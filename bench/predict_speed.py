@@ -30,8 +30,8 @@ def main():
     from src.device_policy import precision_policy
     from src.predict import predict
 
-    test = args.results / "holdout" / "test.npz"
-    sample = args.results / "holdout-work" / "raw" / "sample_submission.csv"
+    test = args.results / "holdouts" / "test.npz"
+    sample = args.results / "holdouts-work" / "raw" / "sample_submission.csv"
     settings = [(policy, batch) for policy in args.policies for batch in args.batch_sizes]
     times = {setting: [] for setting in settings}
     with tempfile.TemporaryDirectory() as tmp:

