@@ -81,8 +81,8 @@ def kaggle_env(kaggle_server, tmp_path):
 
 @pytest.fixture(scope="session")
 def first_run(tmp_path_factory, worker_id):
-    """(project, output): a git copy of this repo after its first offline `dvc repro`, the seed CNN for one
-    epoch, and what that printed. Made once for all of pytest-xdist's workers: the first to need it makes it
+    """(project, output): a git copy of this repo after its first offline `dvc repro`, the MLP for one epoch,
+    and what that printed. Made once for all of pytest-xdist's workers: the first to need it makes it
     while the others wait. A test copies it (shutil.copytree) rather than changing it."""
     if worker_id == "master":  # no xdist workers
         return make_first_run(tmp_path_factory.mktemp("first_run"), tmp_path_factory.mktemp("home"))
@@ -91,16 +91,20 @@ def first_run(tmp_path_factory, worker_id):
         fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
         made = shared / "first_run.json"
         if not made.exists():
-            project = Path(tempfile.mkdtemp(prefix="first_run", dir=shared))
-            output = make_first_run(project, Path(tempfile.mkdtemp(prefix="home", dir=shared)))
+            project, output = make_first_run(
+                Path(tempfile.mkdtemp(prefix="first_run", dir=shared)),
+                Path(tempfile.mkdtemp(prefix="home", dir=shared)),
+            )
             made.write_text(json.dumps({"project": str(project), "output": output}))
         run = json.loads(made.read_text())
     return Path(run["project"]), run["output"]
 
 
 def make_first_run(path, home):
-    project = project_copy(path, **{"train.epochs": 1})
-    return repro(project, environment_without_kaggle(home))
+    # The MLP, which trains in half the seed CNN's time: tests/test_train.py runs the CNN's stage, and
+    # tests/test_export.py and tests/test_ensemble.py its ensemble.
+    project = project_copy(path, **{"train.epochs": 1, "train.arch": "mlp"})
+    return project, repro(project, environment_without_kaggle(home))
 
 
 @pytest.fixture(scope="module")

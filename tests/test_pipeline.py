@@ -1,4 +1,4 @@
-"""End to end: `dvc repro` in a temporary git copy of this repo, on the offline sample, one epoch."""
+"""End to end: `dvc repro` in a temporary git copy of this repo, on the offline sample, the MLP for one epoch."""
 
 import hashlib
 import json
@@ -73,7 +73,7 @@ def test_first_repro_runs_every_stage_on_the_sample(project, first_repro):
     metrics = yaml.safe_load((project / "eval/metrics.json").read_text())
     headline = {split: {key: scores[split][key] for key in ("accuracy", "errors")} for split in ("val", "test")}
     assert metrics == headline  # the sealed holdout's scores stay out of what `dvc exp show` compares
-    assert metrics["test"]["accuracy"] > 0.8  # one epoch on 2,800 digits
+    assert metrics["test"]["accuracy"] > 0.5  # the MLP, one epoch on 2,800 digits: far above chance (0.1)
 
 
 def test_each_stage_ends_with_a_line_saying_what_it_did_and_no_start_up_noise(first_repro):
@@ -189,9 +189,7 @@ def outputs_of_a_run(project):
 def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(own_project, offline_env):
     # A member never trained before: otherwise DVC's run cache restores its model instead of training.
     set_param(own_project, "ensemble.seeds", [7])
-    # The MLP: seconds an epoch. Resuming the seed CNN exactly is tests/test_train.py's.
-    set_param(own_project, "train.arch", "mlp")
-    set_param(own_project, "train.epochs", 5)
+    set_param(own_project, "train.epochs", 5)  # of the MLP, seconds each; resuming the CNN is test_train.py's
     killed = subprocess.Popen(
         ["dvc", "repro", "train@base-7"],  # the member alone: what follows it is tested elsewhere
         cwd=own_project,
@@ -270,16 +268,17 @@ def weights(model_path):
     return keras.models.load_model(model_path).get_weights()
 
 
-def test_repro_force_repeats_the_run_byte_for_byte_and_a_retrained_member_changes_nothing_after_it(
+def test_a_forced_rerun_repeats_every_result_byte_for_byte_and_a_retrained_member_changes_nothing_after_it(
     own_project, offline_env
 ):
     before = outputs_of_a_run(own_project)
     output = repro(own_project, offline_env, "--force", "--single-item", "train@base-42")
     assert stages_run(output) == ["train@base-42"]
     assert dvc_status(own_project, offline_env) == {"source": ["always changed"]}  # the same model, to the byte
-    every_other_stage = [stage for stage in all_stages(own_project) if not stage.startswith("train@")]
-    output = repro(own_project, offline_env, "--force", "--single-item", *every_other_stage)
-    assert stages_run(output) == every_other_stage
+    # Every other stage whose results outputs_of_a_run compares: export and plots_page only package them.
+    rest = [stage for stage in all_stages(own_project) if stage not in ("train@base-42", "export", "plots_page")]
+    output = repro(own_project, offline_env, "--force", "--single-item", *rest)
+    assert stages_run(output) == rest
     after = outputs_of_a_run(own_project)
     assert after == before, {name for name in after if after[name] != before[name]}
     print("submission.csv sha256, both runs:", hashlib.sha256(after["submissions/submission.csv"]).hexdigest())

@@ -103,7 +103,6 @@ def stage_process(dvc, module, timeout=120):
 def test_stopping_dvc_ends_the_stage_which_writes_nothing_after(project, offline_env, signal_number):
     seed = 100 + signal_number  # a member never trained: DVC's run cache cannot restore it
     set_param(project, "ensemble.seeds", [seed])
-    set_param(project, "train.arch", "mlp")  # seconds to its first epoch, after which the stop comes
     set_param(project, "train.epochs", 30)
     try:
         dvc = subprocess.Popen(
@@ -127,7 +126,6 @@ def test_stopping_dvc_ends_the_stage_which_writes_nothing_after(project, offline
     finally:
         os.killpg(dvc.pid, signal.SIGKILL) if dvc.poll() is None else None
         set_param(project, "ensemble.seeds", [42])
-        set_param(project, "train.arch", "cnn")
         set_param(project, "train.epochs", 1)
 
 
