@@ -3,14 +3,13 @@
 import subprocess
 import sys
 
+from competition_data import competition_files
 from workdir import ROOT
 
 
 def test_it_prints_each_setting_s_times(trained_model, prepared_dir, tmp_path):
     (tmp_path / "holdouts").symlink_to(prepared_dir)
-    raw = tmp_path / "holdouts-work" / "raw"
-    raw.mkdir(parents=True)
-    (raw / "sample_submission.csv").write_text("ImageId,Label\n" + "".join(f"{i},0\n" for i in range(1, 101)))
+    competition_files(tmp_path / "holdouts-work" / "raw", test_rows=100)  # its sample_submission.csv
     run = subprocess.run(
         [sys.executable, ROOT / "bench" / "predict_speed.py", trained_model, "--runs", "2"]
         + ["--policies", "float32", "--batch-sizes", "32", "64", "--results", tmp_path],
