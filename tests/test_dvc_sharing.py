@@ -21,7 +21,6 @@ from workdir import (
     environment_without_kaggle,
     git,
     kaggle_secrets,
-    project_copy,
     repro,
     stages_run,
 )
@@ -182,10 +181,13 @@ def experiments_shown(project, env):
     return shown
 
 
-def test_a_queued_grid_runs_on_two_workers_and_exp_show_compares_it(tmp_path):
+def test_a_queued_grid_runs_on_two_workers_reruns_only_what_it_changes_and_exp_show_compares_it(own_project, tmp_path):
+    """The first run committed, then a grid queued on it: each experiment restores the data stages from the cache
+    and trains and scores its own member."""
     (tmp_path / "home").mkdir()
     offline = environment_without_kaggle(tmp_path / "home")
-    project = project_copy(tmp_path / "project")
+    project = own_project
+    commit_all(project, "first run")
     queued = dvc(
         project,
         offline,
@@ -194,9 +196,9 @@ def test_a_queued_grid_runs_on_two_workers_and_exp_show_compares_it(tmp_path):
         "--queue",
         "evaluate",  # what exp show compares; predict and export add nothing to what this tests
         "-S",
-        "train.arch=mlp",
+        "train.optimizer=adamw",
         "-S",
-        "train.epochs=1",
+        "train.schedule=exponential",
         "-S",
         "train.learning_rate=0.003,0.03",
     )
@@ -215,7 +217,9 @@ def test_a_queued_grid_runs_on_two_workers_and_exp_show_compares_it(tmp_path):
     assert set(shown) == set(tasks)
     assert sorted(rate for rate, _ in shown.values()) == [0.003, 0.03]
     assert all(0 < accuracy <= 1 for _, accuracy in shown.values())
-    assert all("source: using 'sample'" in log for log in logs.values())
+    for log in logs.values():
+        assert "source: using 'sample'" in log, log
+        assert stages_run(log) == ["source", "train@base-42", "evaluate"], log
     table = dvc(
         project,
         offline,
@@ -225,14 +229,14 @@ def test_a_queued_grid_runs_on_two_workers_and_exp_show_compares_it(tmp_path):
         "--drop",
         ".*",
         "--keep",
-        "Experiment|train.arch|train.epochs|train.learning_rate|val.accuracy|test.accuracy",
+        "Experiment|train.optimizer|train.schedule|train.learning_rate|val.accuracy|test.accuracy",
     )
-    for column in ("train.arch", "train.epochs", "train.learning_rate", "val.accuracy", "test.accuracy"):
+    for column in ("train.optimizer", "train.schedule", "train.learning_rate", "val.accuracy", "test.accuracy"):
         assert column in table.splitlines()[0]
     print(f"\n$ dvc exp show --md ...\n{table}")
     # As the README shows it: in a 120-column terminal, the changed params and the ensemble's accuracy, whole.
     shown = dvc(project, {**offline, "COLUMNS": "120"}, "exp", "show", "--no-pager", *shlex.split(EXP_SHOW)[3:])
     header = shown.splitlines()[1].split()
     assert header[:3] == ["Experiment", "val.accuracy", "test.accuracy"], shown
-    assert set(header[3:]) == {"train.arch", "train.epochs", "train.learning_rate"}, shown
+    assert set(header[3:]) == {"train.optimizer", "train.schedule", "train.learning_rate"}, shown
     assert "…" not in shown and max(map(len, shown.splitlines())) <= 120, shown

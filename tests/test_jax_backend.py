@@ -26,11 +26,24 @@ if importlib.util.find_spec("jax") is None or importlib.util.find_spec("tensorfl
     )
 
 
+@pytest.fixture(scope="session")
+def compilation_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("jax_cache")
+
+
 @pytest.fixture
-def jax_env(tmp_path):
-    """The environment of a process under KERAS_BACKEND=jax with no Kaggle credentials."""
+def jax_env(tmp_path, compilation_cache):
+    """The environment of a process under KERAS_BACKEND=jax with no Kaggle credentials. JAX's persistent
+    compilation cache, every entry kept, spares each process the compiles an earlier one made."""
     env = environment_without_kaggle(tmp_path / "home")
-    return {**env, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
+    return {
+        **env,
+        "KERAS_BACKEND": "jax",
+        "PYTHONPATH": str(ROOT),
+        "JAX_COMPILATION_CACHE_DIR": str(compilation_cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
 
 
 def run_train(workdir, prepared_dir, name, env):
