@@ -109,6 +109,7 @@ class Train:
     augment: Augment
     optimizer: Optimizer
     label_smoothing: Annotated[Float, Field(ge=0, lt=1)]
+    ema_momentum: Annotated[Float, Field(ge=0, lt=1)]
     learning_rate: Annotated[Float, Field(gt=0, le=1)]
     schedule: Literal["plateau", "exponential", "one_cycle"]
     decay_rate: Annotated[Float, Field(gt=0, le=1)]

@@ -60,6 +60,8 @@ def train(train_npz, val_npz, model_path, live_dir, params, seed, backup_root, s
     if resumed_epoch:
         print(f"train: resuming after epoch {resumed_epoch} from the backup in {backup.backup_dir}", flush=True)
     callbacks = [EpochSeeds(batches), reduce_lr or LearningRateLog(), *callbacks]
+    if params.ema_momentum and validation:
+        callbacks.append(keras.callbacks.SwapEMAWeights())  # validate the averaged weights, the ones saved
     if chief:
         if resumed_epoch:
             backup.restore_log()
@@ -113,7 +115,12 @@ def compiled_model(params, batch_size, steps_per_epoch, policy):
         optimizer=keras.optimizers.get(
             {
                 "class_name": params.optimizer,
-                "config": {"learning_rate": learning_rate.learning_rate(params, batch_size, steps_per_epoch)},
+                "config": {
+                    "learning_rate": learning_rate.learning_rate(params, batch_size, steps_per_epoch),
+                    # Polyak averaging: fit ends by replacing the weights with their average. Off, the optimizer's
+                    # saved config is left as it was before this setting existed.
+                    **({"use_ema": True, "ema_momentum": params.ema_momentum} if params.ema_momentum else {}),
+                },
             }
         ),
         loss=SmoothedSparseCrossentropy(params.label_smoothing)

@@ -37,6 +37,7 @@ BAD = {
     "train.augment.shear": (2, "less than or equal to 1"),
     "train.optimizer": ("adamz", "'adam', 'adamw'"),
     "train.label_smoothing": (1.0, "less than 1"),
+    "train.ema_momentum": (-0.5, "greater than or equal to 0"),
     "train.learning_rate": (-0.1, "greater than 0"),
     "train.schedule": ("cosine", "'plateau', 'exponential' or 'one_cycle'"),
     "train.decay_rate": (0, "greater than 0"),

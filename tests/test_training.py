@@ -239,3 +239,22 @@ def test_label_smoothing_is_kerass_own_on_integer_labels_and_its_members_load(pr
         100,
         10,
     )
+
+
+def test_weight_averaging_saves_and_validates_the_average_and_resumes_exactly(prepared_dir, tmp_path):
+    params = tiny_train({"arch": "mlp", "epochs": 2, "schedule": "exponential", "ema_momentum": 0.9})
+    whole = train_in(prepared_dir, tmp_path / "whole", params)
+    plain = train_in(prepared_dir, tmp_path / "plain", dataclasses.replace(params, ema_momentum=0.0))
+    assert whole.optimizer.use_ema and not plain.optimizer.use_ema
+    assert not all(np.array_equal(a, b) for a, b in zip(whole.get_weights(), plain.get_weights(), strict=True))
+    # The last epoch's validation scored the averaged weights, which are the ones saved.
+    val = np.load(prepared_dir / "val.npz")
+    saved = keras.models.load_model(tmp_path / "whole" / "m.keras")
+    logged = json.loads((tmp_path / "whole" / "live" / "metrics.json").read_text())["val"]["loss"]
+    assert logged == pytest.approx(saved.evaluate(val["x"], val["y"], verbose=0)[0], rel=1e-5)
+
+    resumed_dir = tmp_path / "resumed"
+    with pytest.raises(Killed):  # after the first epoch's backup, which holds the average too
+        train_in(prepared_dir, resumed_dir, params, callbacks=[KillAtSecondEpoch()])
+    resumed = train_in(prepared_dir, resumed_dir, params)
+    assert all(np.array_equal(a, b) for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True))
