@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import test_training
 import yaml
 from test_pipeline import all_stages
 from test_train import stage_workdir
@@ -205,3 +206,7 @@ def test_jax_dvc_repro_runs_every_stage_offline_and_export_says_it_needs_tensorf
         "pip install -r requirements.txt"
     ], output
     assert "Traceback" not in output and not (project / "models/ensemble.onnx").exists()
+
+
+def test_jax_weight_averaging_saves_and_validates_the_average_and_resumes_exactly(prepared_dir, tmp_path):
+    test_training.test_weight_averaging_saves_and_validates_the_average_and_resumes_exactly(prepared_dir, tmp_path)
