@@ -10,7 +10,7 @@ benchmark can be stopped and resumed, and ensembles can grow a member at a time.
 
     python bench/recipes.py                        # every recipe, one seed each
     python bench/recipes.py champion --seeds 1 2 3 4 5
-    python bench/recipes.py champion --seeds 1 2 3 --tta-shift 1   # also with test-time augmentation
+    python bench/recipes.py fast --seeds 1 2 3 --tta-shift 1   # also with test-time augmentation
     python bench/recipes.py champion_long --variants base45 slant upright plain   # the mix
     python bench/recipes.py --command champion --seeds 42 43 44 45   # its `dvc exp run` line (--final-fit too)
     python bench/recipes.py gpu --seeds 1 2 3 --jobs 3   # a GPU machine: runs side by side
@@ -19,8 +19,9 @@ It prints one table row per run and per ensemble: accuracy, errors and Clopper-P
 intervals on both holdouts,
 training wall time and its ratio to the seed CNN's, images/s, wall time to 99.0%, 99.5% and
 99.7% validation accuracy, peak RSS and the device. --precision trains and scores in a
-precision other than the recipe's, for comparing them. With --tta-shift, each of those rows is
-followed by one scored with test-time augmentation, as `ensemble.tta_shift` does it.
+precision other than the recipe's, for comparing them. Where the recipe sets `ensemble.tta_shift`,
+or with --tta-shift, each of those rows is followed by one scored with that test-time
+augmentation, as `evaluate` scores it.
 """
 
 import argparse
@@ -218,6 +219,12 @@ def wait_for(child):
         raise subprocess.CalledProcessError(child.returncode, child.args)
 
 
+def rows_tta_shift(recipe, tta_shift):
+    """The test-time augmentation the second row of each run scores with: the one asked for, else the
+    recipe's own; 0: none."""
+    return recipe_params(recipe).ensemble.tta_shift if tta_shift is None else tta_shift
+
+
 def holdout_probabilities(recipe, out, holdout_images, tta_shift, precision=None):
     """The run's saved model's softmax on a holdout, computed as the evaluate stage computes it."""
     from src.device_policy import precision_policy
@@ -284,7 +291,9 @@ def main():
     )
     parser.add_argument("--zip", type=Path, default=ROOT.parent / "shared" / "data" / "digit-recognizer.zip")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="finished runs, reused")
-    parser.add_argument("--tta-shift", type=int, default=0, help="also score with test-time augmentation")
+    parser.add_argument(
+        "--tta-shift", type=int, help="also score with this test-time augmentation; the recipe's by default"
+    )
     parser.add_argument("--command", choices=RECIPES, help="print the recipe's `dvc exp run` line and stop")
     parser.add_argument("--final-fit", action="store_true", help="with --command: the final fit's line")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side (on a GPU)")
@@ -318,17 +327,16 @@ def main():
         if recipe == BASELINE and not args.precision:
             baseline = runs[0][0]
         compare = recipe != BASELINE and baseline
+        tta_shift = rows_tta_shift(recipe, args.tta_shift)
         augmented = [
-            tta_probabilities(recipe, result, holdouts, args.out, args.tta_shift, args.precision)
-            if args.tta_shift
-            else None
+            tta_probabilities(recipe, result, holdouts, args.out, tta_shift, args.precision) if tta_shift else None
             for result, _ in runs
         ]
         for (result, probabilities), tta in zip(runs, augmented, strict=True):
             name = f"{recipe} ({result['variant']}, seed {result['seed']}, {result['precision']})"
             print(row(name, result, scores(probabilities), compare), flush=True)
             if tta is not None:
-                print(row(f"{name} + TTA {args.tta_shift} px", result, scores(tta), compare), flush=True)
+                print(row(f"{name} + TTA {tta_shift} px", result, scores(tta), compare), flush=True)
         if len(runs) > 1:
             ensemble = {
                 "train_seconds": sum(r["train_seconds"] for r, _ in runs),
@@ -340,9 +348,9 @@ def main():
             name = f"{recipe} ensemble of {len(runs)}"
             averaged = {split: np.mean([p[split] for _, p in runs], axis=0) for split in HOLDOUTS}
             print(row(name, ensemble, scores(averaged), compare), flush=True)
-            if args.tta_shift:
+            if tta_shift:
                 averaged = {split: np.mean([t[split] for t in augmented], axis=0) for split in HOLDOUTS}
-                print(row(f"{name} + TTA {args.tta_shift} px", ensemble, scores(averaged), compare), flush=True)
+                print(row(f"{name} + TTA {tta_shift} px", ensemble, scores(averaged), compare), flush=True)
 
 
 if __name__ == "__main__":

@@ -189,8 +189,8 @@ def load(path=PARAMS_FILE, overrides=None):
         )
     try:
         changes = read_yaml(recipe_file)
-        merged = with_recipe(raw, changes) if changes else None
-        if merged:
+        merged = with_recipe(raw, changes)
+        if any(changes.values()):
             return parse(merged)
     except ConfigError as error:
         raise RecipeError(f"with {RECIPES_DIR}/{params.recipe}.yaml: {error}") from None
@@ -225,6 +225,9 @@ def with_recipe(raw, changes):
                 f"params.yaml; set it there or with dvc exp run -S"
             )
         result[name] = changed(raw.get(name) or {}, section_changes, name, name)
+    if "train" not in changes:
+        # dvc.yaml's train stage lists this section alone, so that a change to the others retrains nothing
+        raise ConfigError("train is missing; write `train: {}` if the recipe changes no training")
     return result
 
 

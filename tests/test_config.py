@@ -249,6 +249,9 @@ def test_a_recipe_s_fault_is_named_with_its_file_and_param(tmp_path):
         "with recipes/mine.yaml: prepare: a recipe changes only ensemble, evaluate, train"
     )
     assert recipe_error(tmp_path, "- a list").startswith("with recipes/mine.yaml: it must be a mapping")
+    assert recipe_error(tmp_path, "ensemble: {tta_shift: 1}") == (
+        "with recipes/mine.yaml: train is missing; write `train: {}` if the recipe changes no training"
+    )
     assert recipe_error(tmp_path, "train: {epochs: [3").startswith("with recipes/mine.yaml: not valid YAML at line 1")
     assert recipe_error(tmp_path, "train: {final_fit: true}") == (
         "with recipes/mine.yaml: train.final_fit is true with the plateau schedule, which watches the validation "

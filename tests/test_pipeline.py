@@ -158,6 +158,8 @@ def test_a_recipe_value_changes_the_stages_that_read_it_and_a_comment_nothing(ow
     assert dvc_status(own_project, offline_env) == {"source": ["always changed"]}
     recipe.write_text("train:\n  epochs: 2\n")
     assert set(dvc_status(own_project, offline_env)) == {"source", "train@base-42", "evaluate", "predict", "export"}
+    recipe.write_text("train: {}\nensemble:\n  tta_shift: 1\n")  # the train stage reads the train section alone
+    assert set(dvc_status(own_project, offline_env)) == {"source", "evaluate", "predict", "export"}
 
 
 def test_test_time_augmentation_changes_only_evaluate_predict_and_export(own_project, offline_env):

@@ -42,6 +42,14 @@ def test_dvc_reads_a_recipe_line_as_the_benchmark_trains_it(recipe, variants, se
     read = config.load(tmp_path / "params.yaml")
     assert read.member_train("base") == dataclasses.replace(benchmarked.train, final_fit=final_fit)
     assert read.ensemble.members == [(v, s) for v in benchmarked.ensemble.variants for s in seeds or [42]]
+    assert read.ensemble.tta_shift == benchmarked.ensemble.tta_shift
+
+
+def test_the_rows_add_the_recipes_own_test_time_augmentation_unless_told_another():
+    assert recipes.rows_tta_shift("champion", None) == 1  # recipes/champion.yaml's
+    assert recipes.rows_tta_shift("fast", None) == 0
+    assert recipes.rows_tta_shift("champion", 0) == 0
+    assert recipes.rows_tta_shift("fast", 2) == 2
 
 
 def test_a_recipe_line_says_only_what_differs_from_params_yaml():
