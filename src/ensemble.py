@@ -52,10 +52,15 @@ def softmax_in_batches(model, images, batch_size):
 
     predict_on_batch, not predict: predict's tf.data thread competes with the convolutions
     for the cores, which on a 2-core machine made inference about twice as slow every other run.
+    A short last batch is padded to the others' size: a batch of a new shape traces the step again.
     """
-    return np.concatenate(
-        [model.predict_on_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-    )
+    batch_size = min(batch_size, len(images))
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        padded = np.pad(batch, [(0, batch_size - len(batch))] + [(0, 0)] * (batch.ndim - 1))
+        outputs.append(model.predict_on_batch(padded)[: len(batch)])
+    return np.concatenate(outputs)
 
 
 def tta_offsets(tta_shift):

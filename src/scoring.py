@@ -119,8 +119,14 @@ def evaluate(
         sealed = load_split(sealed_npz)
         # prepare.sealed_fraction 0 leaves the sealed split empty
         holdouts = {**compared, SEALED: (sealed["x"], sealed["y"])} if len(sealed["y"]) else compared
-        for name, (images, labels) in holdouts.items():
-            members = member_probabilities(model_paths, images, batch_size, tta_shift, policy)
+        # All the splits in one pass, so that each member is loaded, and its predict step traced, once.
+        every_split = member_probabilities(
+            model_paths, np.concatenate([images for images, _ in holdouts.values()]), batch_size, tta_shift, policy
+        )
+        ends = np.cumsum([len(labels) for _, labels in holdouts.values()])[:-1]
+        for (name, (images, labels)), members in zip(
+            holdouts.items(), np.split(every_split, ends, axis=1), strict=True
+        ):
             metrics[name] = ensemble_score(model_paths, labels, members)
             if name not in compared:
                 continue
