@@ -238,6 +238,29 @@ def test_adding_a_member_trains_only_it_and_evaluate_scores_the_ensemble(own_pro
     assert max(map(len, shown.splitlines())) <= 120
 
 
+def test_members_trained_side_by_side_are_all_recorded_and_not_trained_again(own_project, offline_env):
+    """README (Teams and scale): one `dvc repro -s` per member at once, as DVC runs stages in parallel."""
+    set_param(own_project, "ensemble.seeds", [42, 8, 9])
+    set_param(own_project, "runtime.threads", {"intra_op": 1, "inter_op": 1})
+    members = [
+        subprocess.Popen(
+            ["dvc", "--wait-for-lock", "repro", "-s", f"train@base-{seed}"],
+            cwd=own_project,
+            env=offline_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for seed in (8, 9)
+    ]
+    outputs = [member.communicate(timeout=600)[0] for member in members]
+    assert [member.returncode for member in members] == [0, 0], outputs
+    assert [stages_run(output) for output in outputs] == [["train@base-8"], ["train@base-9"]]
+    assert {"train@base-8", "train@base-9"} <= set(yaml.safe_load((own_project / "dvc.lock").read_text())["stages"])
+    output = repro(own_project, offline_env)
+    assert stages_run(output) == ["source", "evaluate", "predict", "export"]
+
+
 def test_adding_a_variant_trains_only_its_members_and_changing_it_changes_only_them(own_project, offline_env):
     set_param(own_project, "ensemble.variants", ["base", "slant"])
     stale = dvc_status(own_project, offline_env)
