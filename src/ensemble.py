@@ -58,8 +58,10 @@ def softmax_in_batches(model, images, batch_size):
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
-        padded = np.pad(batch, [(0, batch_size - len(batch))] + [(0, 0)] * (batch.ndim - 1))
-        outputs.append(model.predict_on_batch(padded)[: len(batch)])
+        short = batch_size - len(batch)
+        if short:
+            batch = np.pad(batch, [(0, short)] + [(0, 0)] * (batch.ndim - 1))
+        outputs.append(model.predict_on_batch(batch)[: batch_size - short])
     return np.concatenate(outputs)
 
 
