@@ -191,13 +191,14 @@ print(json.dumps({"replicas": len(keras.distribution.list_devices()), "accuracy"
 
 
 def test_jax_dvc_repro_runs_every_stage_offline_and_export_says_it_needs_tensorflow(tmp_path, jax_env):
-    project = project_copy(tmp_path / "project", **{"train.epochs": 1})
+    # The MLP, as the TensorFlow first run: the CNN's training under JAX is the resume test's.
+    project = project_copy(tmp_path / "project", **{"train.epochs": 1, "train.arch": "mlp"})
     run = subprocess.run(["dvc", "repro", "--keep-going"], cwd=project, env=jax_env, capture_output=True, text=True)
     output = run.stdout + run.stderr
     assert run.returncode != 0 and stages_run(output) == all_stages(project), output
     assert "source: using 'sample'" in output
     scores = yaml.safe_load((project / "eval/scores.json").read_text())
-    assert scores["test"]["accuracy"] > 0.8  # one epoch on 2,800 digits
+    assert scores["test"]["accuracy"] > 0.5  # one epoch on 2,800 digits: far above chance (0.1)
     assert (project / "submissions/submission.csv").read_text().count("\n") == 1001
     assert (project / "eval/plots_page.html").exists()
     export_lines = [line for line in output.splitlines() if line.startswith("export:")]

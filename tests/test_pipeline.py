@@ -222,26 +222,14 @@ def test_kill_9_of_train_then_repro_resumes_and_ends_as_if_never_killed(own_proj
     )
 
 
-def test_adding_a_member_trains_only_it_and_evaluate_scores_the_ensemble(own_project, offline_env):
+def test_added_members_train_alone_side_by_side_and_evaluate_scores_the_ensemble(own_project, offline_env):
+    """README (Teams and scale): one `dvc repro -s` per new member at once; only they train, and the next
+    `dvc repro` scores the ensemble with the first member restored, not retrained."""
     single = yaml.safe_load((own_project / "eval/scores.json").read_text())["test"]
-    set_param(own_project, "ensemble.seeds", [42, 8])
-    output = repro(own_project, offline_env, "evaluate")  # predict and export average as evaluate does
-    assert stages_run(output) == ["source", "train@base-8", "evaluate"]
-    assert "Stage 'train@base-42' didn't change, skipping" in output
-    ensemble = yaml.safe_load((own_project / "eval/scores.json").read_text())["test"]
-    assert set(ensemble["members"]) == {"base-42", "base-8"} and ensemble["members"]["base-42"] == single["accuracy"]
-    assert ensemble["accuracy"] >= min(ensemble["members"].values())
-    shown = subprocess.run(
-        ["dvc", "metrics", "show"], cwd=own_project, env=offline_env, capture_output=True, text=True, check=True
-    ).stdout
-    assert shown.split("\n")[0].split() == ["Path", "test.accuracy", "test.errors", "val.accuracy", "val.errors"]
-    assert max(map(len, shown.splitlines())) <= 120
-
-
-def test_members_trained_side_by_side_are_all_recorded_and_not_trained_again(own_project, offline_env):
-    """README (Teams and scale): one `dvc repro -s` per member at once, as DVC runs stages in parallel."""
     set_param(own_project, "ensemble.seeds", [42, 8, 9])
     set_param(own_project, "runtime.threads", {"intra_op": 1, "inter_op": 1})
+    stale = dvc_status(own_project, offline_env)
+    assert set(stale) == {"source", "train@base-8", "train@base-9", "evaluate", "predict", "export"}, stale
     members = [
         subprocess.Popen(
             ["dvc", "--wait-for-lock", "repro", "-s", f"train@base-{seed}"],
@@ -257,8 +245,19 @@ def test_members_trained_side_by_side_are_all_recorded_and_not_trained_again(own
     assert [member.returncode for member in members] == [0, 0], outputs
     assert [stages_run(output) for output in outputs] == [["train@base-8"], ["train@base-9"]]
     assert {"train@base-8", "train@base-9"} <= set(yaml.safe_load((own_project / "dvc.lock").read_text())["stages"])
+
     output = repro(own_project, offline_env)
     assert stages_run(output) == ["source", "evaluate", "predict", "export"]
+    assert "Stage 'train@base-42' didn't change, skipping" in output
+    ensemble = yaml.safe_load((own_project / "eval/scores.json").read_text())["test"]
+    assert set(ensemble["members"]) == {"base-42", "base-8", "base-9"}
+    assert ensemble["members"]["base-42"] == single["accuracy"]
+    assert ensemble["accuracy"] >= min(ensemble["members"].values())
+    shown = subprocess.run(
+        ["dvc", "metrics", "show"], cwd=own_project, env=offline_env, capture_output=True, text=True, check=True
+    ).stdout
+    assert shown.split("\n")[0].split() == ["Path", "test.accuracy", "test.errors", "val.accuracy", "val.errors"]
+    assert max(map(len, shown.splitlines())) <= 120
 
 
 def test_adding_a_variant_trains_only_its_members_and_changing_it_changes_only_them(own_project, offline_env):
