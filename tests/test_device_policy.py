@@ -1,6 +1,4 @@
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +6,6 @@ import pytest
 
 from src.architectures import build_model
 from src.device_policy import cpu_has_bfloat16, device_name, dtype_policy, in_precision
-from workdir import ROOT
 
 
 @pytest.mark.parametrize(
@@ -60,19 +57,6 @@ def test_in_precision_computes_in_the_policy_and_keeps_the_weights_and_a_float32
     assert all(np.array_equal(before, after) for before, after in zip(weights, model.get_weights(), strict=True))
     assert not np.array_equal(in_bfloat16, in_float32)  # bfloat16 keeps 8 bits of mantissa ...
     np.testing.assert_allclose(in_bfloat16, in_float32, atol=0.02)  # ... close enough to rank the digits alike
-
-
-def test_thread_settings_reach_tensorflow():
-    # In a fresh process: TensorFlow takes its thread counts only before it starts its pools.
-    code = (
-        "from src import config; from src.device_policy import configure_threads; import tensorflow as tf; "
-        "configure_threads(config.Threads(intra_op=1, inter_op=3)); "
-        "print(tf.config.threading.get_intra_op_parallelism_threads(), "
-        "tf.config.threading.get_inter_op_parallelism_threads())"
-    )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["1", "3"]
 
 
 def test_a_benchmark_row_names_the_cpu_its_cores_and_the_backend():
